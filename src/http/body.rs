@@ -47,15 +47,13 @@ impl<'b> Trailers<'b> {
 
     /// The trailer fields as `(name, value)` pairs, values trimmed of surrounding whitespace.
     pub fn iter(&self) -> impl Iterator<Item = (&'b str, &'b [u8])> {
-        self.raw
-            .split(|&b| b == b'\n')
-            .filter_map(|line| {
-                let line = line.strip_suffix(b"\r")?;
-                let colon = line.iter().position(|&b| b == b':')?;
-                let (name, value) = line.split_at_checked(colon)?;
-                let name = core::str::from_utf8(name).ok()?;
-                Some((name, trim_ows(value.get(1..).unwrap_or_default())))
-            })
+        self.raw.split(|&b| b == b'\n').filter_map(|line| {
+            let line = line.strip_suffix(b"\r")?;
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (name, value) = line.split_at_checked(colon)?;
+            let name = core::str::from_utf8(name).ok()?;
+            Some((name, trim_ows(value.get(1..).unwrap_or_default())))
+        })
     }
 }
 
@@ -202,8 +200,8 @@ impl ChunkedDecoder {
                     if rest.is_empty() {
                         return Ok((pos, Chunk::NeedData));
                     }
-                    let n = usize::try_from(self.remaining)
-                        .map_or(rest.len(), |r| r.min(rest.len()));
+                    let n =
+                        usize::try_from(self.remaining).map_or(rest.len(), |r| r.min(rest.len()));
                     let data = rest.get(..n).unwrap_or_default();
                     self.remaining -= n as u64;
                     if self.remaining == 0 {
@@ -244,8 +242,8 @@ impl ChunkedDecoder {
             self.line_len = 0;
             return Ok(());
         }
-        // Every other byte belongs to a chunk-size line.
-        if self.state != SizeLf {
+        // Every other byte belongs to a chunk-size line; its CRLF does not count.
+        if self.state != SizeLf && b != b'\r' {
             self.line_len += 1;
             if self.line_len > self.max_chunk_line {
                 return Err(ParseError::ChunkLineTooLong);
@@ -317,10 +315,8 @@ impl ChunkedDecoder {
             if lf >= self.max_trailers {
                 return Err(ParseError::TrailersTooLarge);
             }
-            let line = section
-                .get(self.trailer_line_start..lf)
-                .unwrap_or_default();
-            let Some(line) = line.strip_suffix(b"\r") else {
+            let line = section.get(self.trailer_line_start..lf).unwrap_or_default();
+            let Some(line) = line.strip_suffix(b"\r").filter(|l| !l.contains(&b'\r')) else {
                 return Err(ParseError::BareNewline);
             };
             if line.is_empty() {
@@ -357,11 +353,18 @@ fn check_field_line(line: &[u8]) -> Result<(), ParseError> {
         .iter()
         .position(|&b| b == b':')
         .ok_or(ParseError::InvalidTrailer)?;
-    let (name, value) = line.split_at_checked(colon).ok_or(ParseError::InvalidTrailer)?;
+    let (name, value) = line
+        .split_at_checked(colon)
+        .ok_or(ParseError::InvalidTrailer)?;
     if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
         return Err(ParseError::InvalidTrailer);
     }
-    if !value.get(1..).unwrap_or_default().iter().all(|&b| is_field_value_byte(b)) {
+    if !value
+        .get(1..)
+        .unwrap_or_default()
+        .iter()
+        .all(|&b| is_field_value_byte(b))
+    {
         return Err(ParseError::InvalidTrailer);
     }
     Ok(())

@@ -432,9 +432,7 @@ impl ServerConn {
             return Err(ResponseError::NoResponse);
         };
         match body {
-            OutBody::Length(remaining) if remaining > 0 => {
-                return Err(ResponseError::BodyTooShort)
-            }
+            OutBody::Length(remaining) if remaining > 0 => return Err(ResponseError::BodyTooShort),
             OutBody::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
             _ => {}
         }

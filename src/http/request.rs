@@ -330,10 +330,7 @@ fn classify_version(buf: &[u8]) -> ParseError {
         .position(|&b| b == b'\r' || b == b'\n')
         .unwrap_or(buf.len());
     let line = buf.get(..line_end).unwrap_or_default();
-    let version = line
-        .rsplit(|&b| b == b' ')
-        .next()
-        .unwrap_or_default();
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
     match version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
@@ -429,8 +426,7 @@ fn decide_framing<'b>(
     for h in headers {
         let name = h.name.as_bytes();
         let value = h.value;
-        let line_len =
-            (offset(buf, value) + value.len()).saturating_sub(offset(buf, name));
+        let line_len = (offset(buf, value) + value.len()).saturating_sub(offset(buf, name));
         if line_len > limits.max_header_line {
             return Err(ParseError::HeaderLineTooLong);
         }
@@ -557,4 +553,12 @@ fn check_transfer_codings(value: &[u8]) -> Result<(), ParseError> {
         return Err(ParseError::UnsupportedTransferCoding);
     }
     Ok(())
+}
+
+#[cfg(test)]
+impl RequestParser {
+    /// How many bytes of the current head have been scanned (for the no-rescan test).
+    pub(crate) fn scanned(&self) -> usize {
+        self.scan.scanned
+    }
 }

@@ -269,7 +269,10 @@ pub(crate) fn write_hex(out: &mut Vec<u8>, n: u64) {
     loop {
         i -= 1;
         if let Some(d) = digits.get_mut(i) {
-            *d = b"0123456789abcdef".get((n & 0xf) as usize).copied().unwrap_or(b'0');
+            *d = b"0123456789abcdef"
+                .get((n & 0xf) as usize)
+                .copied()
+                .unwrap_or(b'0');
         }
         n >>= 4;
         if n == 0 || i == 0 {
@@ -306,17 +309,29 @@ mod tests {
 
     #[test]
     fn date_matches_rfc_9110_example() {
-        assert_eq!(DateCache::new(784_111_777).as_str(), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            DateCache::new(784_111_777).as_str(),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
     }
 
     #[test]
     fn date_handles_epoch_leap_days_and_far_future() {
         assert_eq!(DateCache::new(0).as_str(), "Thu, 01 Jan 1970 00:00:00 GMT");
         // 2024-02-29T23:59:59Z, a leap day.
-        assert_eq!(DateCache::new(1_709_251_199).as_str(), "Thu, 29 Feb 2024 23:59:59 GMT");
+        assert_eq!(
+            DateCache::new(1_709_251_199).as_str(),
+            "Thu, 29 Feb 2024 23:59:59 GMT"
+        );
         // 2000-03-01, after the 400-year leap day.
-        assert_eq!(DateCache::new(951_868_800).as_str(), "Wed, 01 Mar 2000 00:00:00 GMT");
-        assert_eq!(DateCache::new(u64::MAX).as_str(), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(
+            DateCache::new(951_868_800).as_str(),
+            "Wed, 01 Mar 2000 00:00:00 GMT"
+        );
+        assert_eq!(
+            DateCache::new(u64::MAX).as_str(),
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
     }
 
     #[test]
@@ -356,11 +371,17 @@ mod tests {
             check_headers(&[("X-A", b"a\r\nSet-Cookie: x")]),
             Err(ResponseError::InvalidHeader)
         );
-        assert_eq!(check_headers(&[("X A", b"v")]), Err(ResponseError::InvalidHeader));
+        assert_eq!(
+            check_headers(&[("X A", b"v")]),
+            Err(ResponseError::InvalidHeader)
+        );
         assert_eq!(
             check_headers(&[("content-length", b"5")]),
             Err(ResponseError::ReservedHeader)
         );
-        assert_eq!(check_headers(&[("Date", b"x")]), Err(ResponseError::ReservedHeader));
+        assert_eq!(
+            check_headers(&[("Date", b"x")]),
+            Err(ResponseError::ReservedHeader)
+        );
     }
 }
