@@ -70,3 +70,8 @@ pub mod http;
 pub mod limits;
 
 pub use limits::Limits;
+
+/// The README's example, compiled and run as a doctest so the README stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -105,7 +105,8 @@ struct Current {
 /// let (used, event) = conn.handle_input(input, &mut slots)?;
 /// let Event::Request(req) = event else { panic!("expected a request") };
 /// assert_eq!(req.path(), "/hello");
-/// let (_, event) = conn.handle_input(&input[used..], &mut header_slots::<32>())?;
+/// let mut slots = header_slots::<32>();
+/// let (_, event) = conn.handle_input(&input[used..], &mut slots)?;
 /// assert!(matches!(event, Event::End(_)));
 ///
 /// let head = ResponseHead { status: 200, headers: &[], body: ResponseBody::Length(2), close: false };
