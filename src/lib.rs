@@ -68,8 +68,30 @@
 
 pub mod http;
 pub mod limits;
+pub mod ws;
 
 pub use limits::Limits;
+
+/// The result of feeding bytes to a push parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status<T> {
+    /// The input held a complete item.
+    Complete(T),
+    /// The input ends before the item does: call again with more bytes. Not an error.
+    Partial,
+}
+
+impl<T> Status<T> {
+    /// Is this [`Status::Complete`]?
+    pub fn is_complete(&self) -> bool {
+        matches!(self, Status::Complete(_))
+    }
+
+    /// Is this [`Status::Partial`]?
+    pub fn is_partial(&self) -> bool {
+        matches!(self, Status::Partial)
+    }
+}
 
 /// The README's example, compiled and run as a doctest so the README stays true.
 #[doc = include_str!("../README.md")]

@@ -1,6 +1,6 @@
 //! Every bound berth enforces on peer input, in one place.
 //!
-//! The sans-I/O core ([`crate::http`]) checks each limit *before* it reserves memory or copies
+//! The sans-I/O core ([`crate::http`], [`crate::ws`]) checks each limit *before* it reserves memory or copies
 //! bytes, so a hostile peer can make berth refuse a request but never make it grow without bound.
 //! Each field documents its unit, its default, and the status a peer gets for exceeding it.
 
@@ -18,6 +18,15 @@ pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 pub const DEFAULT_MAX_CHUNK_LINE: usize = 1024;
 /// Default for [`Limits::max_trailers`]: 8 KiB for the trailer section of a chunked body.
 pub const DEFAULT_MAX_TRAILERS: usize = 8 * 1024;
+
+/// Default for [`Limits::max_frame_payload`]: 1 MiB for one WebSocket frame's payload.
+pub const DEFAULT_MAX_FRAME_PAYLOAD: u64 = 1024 * 1024;
+/// Default for [`Limits::max_message`]: 1 MiB for one reassembled WebSocket message.
+pub const DEFAULT_MAX_MESSAGE: usize = 1024 * 1024;
+/// Default for [`Limits::max_fragments`]: 1024 frames in one WebSocket message.
+pub const DEFAULT_MAX_FRAGMENTS: u32 = 1024;
+/// The largest payload a WebSocket control frame may carry (RFC 6455 §5.5); not configurable.
+pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// The bounds applied to everything a peer sends.
 ///
@@ -56,6 +65,18 @@ pub struct Limits {
     /// is answered with 431. Trailer fields also count against [`Limits::max_headers`].
     /// Default [`DEFAULT_MAX_TRAILERS`].
     pub max_trailers: usize,
+    /// Largest WebSocket frame payload, in bytes. A frame header declaring more closes the
+    /// connection with 1009 before any of the payload is read or buffered.
+    /// Default [`DEFAULT_MAX_FRAME_PAYLOAD`].
+    pub max_frame_payload: u64,
+    /// Largest WebSocket message, in bytes of payload summed over its fragments. Exceeding it
+    /// closes with 1009 as soon as a frame header shows the sum would. This also bounds the
+    /// per-connection reassembly buffer. Default [`DEFAULT_MAX_MESSAGE`].
+    pub max_message: usize,
+    /// Most frames in one WebSocket message, in frames. Exceeding it closes with 1008: a flood
+    /// of tiny (or empty) fragments costs the server work without growing the message.
+    /// Default [`DEFAULT_MAX_FRAGMENTS`].
+    pub max_fragments: u32,
 }
 
 impl Default for Limits {
@@ -68,6 +89,9 @@ impl Default for Limits {
             max_body: DEFAULT_MAX_BODY,
             max_chunk_line: DEFAULT_MAX_CHUNK_LINE,
             max_trailers: DEFAULT_MAX_TRAILERS,
+            max_frame_payload: DEFAULT_MAX_FRAME_PAYLOAD,
+            max_message: DEFAULT_MAX_MESSAGE,
+            max_fragments: DEFAULT_MAX_FRAGMENTS,
         }
     }
 }

@@ -38,26 +38,7 @@ pub use error::{ParseError, ResponseError};
 pub use request::{header_slots, Header, HeaderSlot, Request, RequestParser, Version};
 pub use response::{reason_phrase, DateCache, ResponseBody, ResponseHead};
 
-/// The result of feeding bytes to a push parser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status<T> {
-    /// The input held a complete item.
-    Complete(T),
-    /// The input ends before the item does: call again with more bytes. Not an error.
-    Partial,
-}
-
-impl<T> Status<T> {
-    /// Is this [`Status::Complete`]?
-    pub fn is_complete(&self) -> bool {
-        matches!(self, Status::Complete(_))
-    }
-
-    /// Is this [`Status::Partial`]?
-    pub fn is_partial(&self) -> bool {
-        matches!(self, Status::Partial)
-    }
-}
+pub use crate::Status;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,764 @@
+//! [`Conn`]: one WebSocket connection, either role, as a sans-I/O state machine.
+//!
+//! Received bytes go in through [`Conn::handle_input`], which unmasks them in place and returns
+//! one [`Event`] at a time; outgoing frames are written into the caller's buffer by the `send_*`
+//! methods and [`Conn::poll_transmit`] (automatic pongs and close replies). See `LIFECYCLE.md`
+//! beside this file for the close handshake.
+//!
+//! A message whose frame sits whole in the receive buffer is handed out as a slice of that
+//! buffer: no copy. Fragmented messages, and frames larger than what has arrived, are copied
+//! piece by piece into one reassembly buffer bounded by [`Limits::max_message`], so the
+//! runtime's receive buffer never has to hold a whole large frame.
+//!
+//! Extension hook: RSV1 is refused unless an extension that defines it was negotiated; the
+//! first frame's RSV1 is remembered for the whole message, which is where permessage-deflate
+//! (RFC 7692) will decompress into the reassembly buffer.
+
+use super::close::{CloseCode, CloseFrame};
+use super::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use super::mask::{apply_mask, apply_mask_at};
+use super::utf8::Utf8Validator;
+use super::{ProtocolError, SendError};
+use crate::limits::MAX_CONTROL_PAYLOAD;
+use crate::{Limits, Status};
+
+/// Which end of the connection this is (RFC 6455 §5.1: clients mask, servers do not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Accepts masked frames and sends unmasked ones.
+    Server,
+    /// Accepts unmasked frames and masks every frame it sends.
+    Client,
+}
+
+/// The two kinds of data message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// UTF-8 text.
+    Text,
+    /// Arbitrary bytes.
+    Binary,
+}
+
+/// Behaviour that is not a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Answer every ping with a pong automatically (the pong is queued for
+    /// [`Conn::poll_transmit`]). Default `true`. When `false`, the application answers with
+    /// [`Conn::send_pong`].
+    pub auto_pong: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { auto_pong: true }
+    }
+}
+
+/// What [`Conn::handle_input`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A complete text message, validated as UTF-8.
+    Text(&'a str),
+    /// A complete binary message.
+    Binary(&'a [u8]),
+    /// A ping with its payload. With [`Config::auto_pong`], the pong is already queued.
+    Ping(&'a [u8]),
+    /// A pong with its payload: the answer to [`Conn::send_ping`] (or unsolicited).
+    Pong(&'a [u8]),
+    /// The peer's Close frame; `None` if it carried no status code (reported as 1005). If this
+    /// side had not sent Close yet, the reply is queued for [`Conn::poll_transmit`].
+    Close(Option<CloseFrame<'a>>),
+    /// More bytes are needed.
+    NeedData,
+    /// The close handshake is over: nothing more will be read. Flush and close the socket.
+    Closed,
+}
+
+/// Where the close handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// This side sent Close and waits for the peer's.
+    CloseSent,
+    /// The peer sent Close; this side's reply is queued.
+    CloseReceived,
+    /// Both Close frames have been exchanged.
+    Closed,
+    /// The peer broke the protocol; a Close with the error's code is queued or sent.
+    Failed(ProtocolError),
+}
+
+/// A data frame whose payload is being copied into the reassembly buffer.
+#[derive(Debug, Clone, Copy)]
+struct Streaming {
+    remaining: u64,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes of this frame already seen (the mask phase).
+    offset: usize,
+    fin: bool,
+}
+
+/// A control frame waiting to be sent.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    len: usize,
+    payload: [u8; MAX_CONTROL_PAYLOAD],
+}
+
+impl Pending {
+    fn new(parts: &[&[u8]]) -> Self {
+        let mut p = Pending {
+            len: 0,
+            payload: [0; MAX_CONTROL_PAYLOAD],
+        };
+        for part in parts {
+            let end = (p.len + part.len()).min(MAX_CONTROL_PAYLOAD);
+            let n = end - p.len;
+            if let (Some(dst), Some(src)) = (p.payload.get_mut(p.len..end), part.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            p.len = end;
+        }
+        p
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.payload.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// What one call to `step` found, as offsets, so the borrow of the input is taken once at the
+/// end.
+enum Step {
+    NeedData,
+    /// A whole message in `input[start..end]`.
+    Input(MessageKind, usize, usize),
+    /// A whole message in the reassembly buffer.
+    Buffered(MessageKind),
+    Ping(usize, usize),
+    Pong(usize, usize),
+    /// A close frame; the reason is `input[start..end]`.
+    Close(Option<CloseCode>, usize, usize),
+}
+
+/// The source of masking keys for the client role: fresh, unpredictable four bytes per frame
+/// (RFC 6455 §10.3).
+pub type MaskSource = Box<dyn FnMut() -> [u8; 4] + Send>;
+
+/// One WebSocket connection, without I/O.
+///
+/// ```
+/// use berth::ws::{Conn, Event};
+/// let mut server = Conn::server(&berth::Limits::default());
+/// // RFC 6455 §5.7: a masked "Hello" from a client.
+/// let mut input = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+/// let (used, event) = server.handle_input(&mut input)?;
+/// assert_eq!((used, event), (11, Event::Text("Hello")));
+///
+/// let mut out = Vec::new();
+/// server.send_text("Hello", &mut out).unwrap();
+/// assert_eq!(out, [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+/// # Ok::<(), berth::ws::ProtocolError>(())
+/// ```
+pub struct Conn {
+    role: Role,
+    config: Config,
+    max_frame_payload: u64,
+    max_message: usize,
+    max_fragments: u32,
+    state: State,
+    /// RSV1 may be set on a message's first frame (an extension defines it).
+    rsv1_allowed: bool,
+    /// The kind of the fragmented (or streamed) message being received, if any.
+    receiving: Option<MessageKind>,
+    /// RSV1 of the message being received (the extension hook).
+    receiving_rsv1: bool,
+    fragments: u32,
+    streaming: Option<Streaming>,
+    message: Vec<u8>,
+    /// The reassembly buffer holds a message handed out by the previous call.
+    delivered: bool,
+    utf8: Utf8Validator,
+    /// The kind of the fragmented message being sent, if any.
+    sending: Option<MessageKind>,
+    pending_pong: Option<Pending>,
+    pending_close: Option<Pending>,
+    mask_source: Option<MaskSource>,
+}
+
+impl core::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Conn")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("receiving", &self.receiving)
+            .field("buffered", &self.message.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    /// A server-role connection with the default [`Config`].
+    pub fn server(limits: &Limits) -> Self {
+        Self::new(Role::Server, limits, Config::default(), None)
+    }
+
+    /// A client-role connection; `mask_source` supplies a fresh masking key per frame.
+    pub fn client(limits: &Limits, mask_source: MaskSource) -> Self {
+        Self::new(Role::Client, limits, Config::default(), Some(mask_source))
+    }
+
+    /// A connection with an explicit role and config. A client without a `mask_source` masks
+    /// with keys from a simple generator seeded by the address of the connection, which is
+    /// not unpredictable: pass a real source of randomness in production.
+    pub fn new(
+        role: Role,
+        limits: &Limits,
+        config: Config,
+        mask_source: Option<MaskSource>,
+    ) -> Self {
+        Conn {
+            role,
+            config,
+            max_frame_payload: limits.max_frame_payload,
+            max_message: limits.max_message,
+            max_fragments: limits.max_fragments,
+            state: State::Open,
+            rsv1_allowed: false,
+            receiving: None,
+            receiving_rsv1: false,
+            fragments: 0,
+            streaming: None,
+            message: Vec::new(),
+            delivered: false,
+            utf8: Utf8Validator::default(),
+            sending: None,
+            pending_pong: None,
+            pending_close: None,
+            mask_source,
+        }
+    }
+
+    /// This connection's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Bytes of a partly received message held in the reassembly buffer.
+    pub fn buffered(&self) -> usize {
+        if self.delivered {
+            0
+        } else {
+            self.message.len()
+        }
+    }
+
+    /// Is the connection finished (close handshake done, or failed with its Close written)?
+    /// The runtime flushes its write buffer and closes the socket.
+    pub fn is_closed(&self) -> bool {
+        match self.state {
+            State::Closed => true,
+            State::Failed(_) => self.pending_close.is_none(),
+            _ => false,
+        }
+    }
+
+    /// Has this side sent (or queued) a Close frame, so that no more data may be sent?
+    pub fn is_closing(&self) -> bool {
+        self.state != State::Open
+    }
+
+    /// Does [`Conn::poll_transmit`] have a frame to write?
+    pub fn wants_transmit(&self) -> bool {
+        self.pending_close.is_some() || (self.pending_pong.is_some() && self.state == State::Open)
+    }
+
+    /// The error the connection failed with, if it did.
+    pub fn error(&self) -> Option<ProtocolError> {
+        match self.state {
+            State::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Read from `buf`, the received bytes not yet consumed, unmasking them in place.
+    ///
+    /// Returns how many bytes were consumed (discard them before the next call) and one event;
+    /// call again until [`Event::NeedData`]. After an error, a Close frame with
+    /// [`ProtocolError::close_code`] is queued: write it with [`Conn::poll_transmit`], then
+    /// close the socket.
+    ///
+    /// # Errors
+    ///
+    /// A [`ProtocolError`]; the connection stays failed and returns it again.
+    pub fn handle_input<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> Result<(usize, Event<'a>), ProtocolError> {
+        match self.state {
+            State::Failed(e) => return Err(e),
+            State::CloseReceived | State::Closed => return Ok((buf.len(), Event::Closed)),
+            State::Open | State::CloseSent => {}
+        }
+        if self.delivered {
+            self.message.clear();
+            self.delivered = false;
+        }
+        let (used, step) = match self.step(buf) {
+            Ok(found) => found,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let input: &'a [u8] = buf;
+        let event = match step {
+            Step::NeedData => Event::NeedData,
+            Step::Input(MessageKind::Binary, start, end) => {
+                Event::Binary(input.get(start..end).unwrap_or_default())
+            }
+            Step::Input(MessageKind::Text, start, end) => {
+                match simdutf8::basic::from_utf8(input.get(start..end).unwrap_or_default()) {
+                    Ok(text) => Event::Text(text),
+                    Err(_) => return Err(self.fail(ProtocolError::InvalidUtf8)),
+                }
+            }
+            Step::Buffered(kind) => {
+                self.delivered = true;
+                match kind {
+                    MessageKind::Binary => Event::Binary(&self.message),
+                    // Validated piece by piece as it arrived, so this cannot fail; the pass
+                    // only recovers the `&str` without `unsafe`.
+                    MessageKind::Text => {
+                        Event::Text(simdutf8::basic::from_utf8(&self.message).unwrap_or_default())
+                    }
+                }
+            }
+            Step::Ping(start, end) => Event::Ping(input.get(start..end).unwrap_or_default()),
+            Step::Pong(start, end) => Event::Pong(input.get(start..end).unwrap_or_default()),
+            Step::Close(code, start, end) => Event::Close(code.map(|code| {
+                CloseFrame {
+                    code,
+                    // Validated in `on_close`.
+                    reason: core::str::from_utf8(input.get(start..end).unwrap_or_default())
+                        .unwrap_or_default(),
+                }
+            })),
+        };
+        Ok((used, event))
+    }
+
+    /// Fail the connection with `e`: queue a Close carrying its code, unless one was sent.
+    fn fail(&mut self, e: ProtocolError) -> ProtocolError {
+        if self.state == State::Open {
+            let code = e.close_code().as_u16().to_be_bytes();
+            self.pending_close = Some(Pending::new(&[&code]));
+        }
+        self.pending_pong = None;
+        self.state = State::Failed(e);
+        e
+    }
+
+    fn step(&mut self, buf: &mut [u8]) -> Result<(usize, Step), ProtocolError> {
+        let mut pos = 0;
+        loop {
+            if let Some(frame) = &mut self.streaming {
+                let available = buf.len().saturating_sub(pos);
+                let n = usize::try_from(frame.remaining).map_or(available, |r| r.min(available));
+                if n > 0 {
+                    let chunk = buf.get_mut(pos..pos + n).unwrap_or_default();
+                    if let Some(key) = frame.mask {
+                        apply_mask_at(chunk, key, frame.offset);
+                    }
+                    if self.receiving == Some(MessageKind::Text) {
+                        self.utf8
+                            .feed(chunk)
+                            .map_err(|_| ProtocolError::InvalidUtf8)?;
+                    }
+                    self.message.extend_from_slice(chunk);
+                    frame.remaining -= n as u64;
+                    frame.offset += n;
+                    pos += n;
+                }
+                if frame.remaining > 0 {
+                    return Ok((pos, Step::NeedData));
+                }
+                let fin = frame.fin;
+                self.streaming = None;
+                if fin {
+                    let kind = self.finish_message()?;
+                    return Ok((pos, Step::Buffered(kind)));
+                }
+                continue;
+            }
+
+            let rest = buf.get(pos..).unwrap_or_default();
+            let (header_len, header) = match FrameHeader::decode(rest)? {
+                Status::Partial => return Ok((pos, Step::NeedData)),
+                Status::Complete(found) => found,
+            };
+            self.check(&header)?;
+            // `check` bounded the length by limits that fit in memory.
+            let len =
+                usize::try_from(header.payload_len).map_err(|_| ProtocolError::FrameTooLarge)?;
+            let start = pos + header_len;
+            let whole = rest.len() >= header_len + len;
+
+            if header.opcode.is_control() {
+                if !whole {
+                    return Ok((pos, Step::NeedData));
+                }
+                let end = start + len;
+                let payload = buf.get_mut(start..end).unwrap_or_default();
+                if let Some(key) = header.mask {
+                    apply_mask(payload, key);
+                }
+                let step = match header.opcode {
+                    OpCode::Ping => {
+                        if self.config.auto_pong && self.state == State::Open {
+                            self.pending_pong = Some(Pending::new(&[payload]));
+                        }
+                        Step::Ping(start, end)
+                    }
+                    OpCode::Pong => Step::Pong(start, end),
+                    _ => self.on_close(payload, start)?,
+                };
+                return Ok((end, step));
+            }
+
+            let kind = match header.opcode {
+                OpCode::Text => Some(MessageKind::Text),
+                OpCode::Binary => Some(MessageKind::Binary),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                if header.fin && whole && !header.rsv1 {
+                    // The common case: a whole message in one frame, already in the buffer.
+                    let end = start + len;
+                    if let Some(key) = header.mask {
+                        apply_mask(buf.get_mut(start..end).unwrap_or_default(), key);
+                    }
+                    return Ok((end, Step::Input(kind, start, end)));
+                }
+                self.receiving = Some(kind);
+                self.receiving_rsv1 = header.rsv1;
+                self.fragments = 0;
+            }
+            self.fragments += 1;
+            self.streaming = Some(Streaming {
+                remaining: header.payload_len,
+                mask: header.mask,
+                offset: 0,
+                fin: header.fin,
+            });
+            pos = start;
+        }
+    }
+
+    /// The connection-level rules a frame header must satisfy, checked before any payload is
+    /// read or any memory reserved for it.
+    fn check(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        let starts_message = matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        if h.rsv2 || h.rsv3 || (h.rsv1 && !(self.rsv1_allowed && starts_message)) {
+            return Err(ProtocolError::ReservedBits);
+        }
+        if h.opcode.is_control() {
+            return Ok(());
+        }
+        match (h.opcode, self.receiving) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::ExpectedContinuation)
+            }
+            _ => {}
+        }
+        if h.payload_len > self.max_frame_payload {
+            return Err(ProtocolError::FrameTooLarge);
+        }
+        let so_far = if starts_message {
+            0
+        } else {
+            self.message.len() as u64
+        };
+        if so_far.saturating_add(h.payload_len) > self.max_message as u64 {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        let fragments = if starts_message {
+            1
+        } else {
+            self.fragments + 1
+        };
+        if fragments > self.max_fragments {
+            return Err(ProtocolError::TooManyFragments);
+        }
+        Ok(())
+    }
+
+    /// The last frame of a reassembled message arrived.
+    fn finish_message(&mut self) -> Result<MessageKind, ProtocolError> {
+        let kind = self.receiving.take().unwrap_or(MessageKind::Binary);
+        if kind == MessageKind::Text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        self.fragments = 0;
+        self.receiving_rsv1 = false;
+        Ok(kind)
+    }
+
+    /// A Close frame arrived (RFC 6455 §5.5.1, §7.1.5, §7.4).
+    fn on_close(&mut self, payload: &[u8], start: usize) -> Result<Step, ProtocolError> {
+        let code = match payload {
+            [] => None,
+            [_] => return Err(ProtocolError::InvalidClosePayload),
+            [hi, lo, reason @ ..] => {
+                let code = CloseCode::from(u16::from_be_bytes([*hi, *lo]));
+                if !code.is_sendable() {
+                    return Err(ProtocolError::InvalidCloseCode);
+                }
+                if simdutf8::basic::from_utf8(reason).is_err() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+                Some(code)
+            }
+        };
+        self.state = match self.state {
+            State::Open => {
+                // Echo the status code (RFC 6455 §5.5.1), without the reason.
+                let echo = code.map(|c| c.as_u16().to_be_bytes());
+                self.pending_close = Some(Pending::new(&[echo.as_ref().map_or(&[][..], |e| e)]));
+                self.pending_pong = None;
+                State::CloseReceived
+            }
+            _ => State::Closed,
+        };
+        Ok(Step::Close(
+            code,
+            start + 2.min(payload.len()),
+            start + payload.len(),
+        ))
+    }
+
+    /// Write queued control frames (an automatic pong, a close reply or a close after an
+    /// error) into `out`. Returns whether anything was written.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        let mut wrote = false;
+        if let Some(pong) = self.pending_pong.take() {
+            if self.state == State::Open {
+                self.write_frame(OpCode::Pong, true, pong.as_slice(), out);
+                wrote = true;
+            }
+        }
+        if let Some(close) = self.pending_close.take() {
+            self.write_frame(OpCode::Close, true, close.as_slice(), out);
+            if self.state == State::CloseReceived {
+                self.state = State::Closed;
+            }
+            wrote = true;
+        }
+        wrote
+    }
+
+    /// Write a whole text message.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closing`] after Close was sent or received;
+    /// [`SendError::FragmentMismatch`] inside a fragmented message.
+    pub fn send_text(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.send(MessageKind::Text, text.as_bytes(), true, out)
+    }
+
+    /// Write a whole binary message.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::send_text`].
+    pub fn send_binary(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.send(MessageKind::Binary, data, true, out)
+    }
+
+    /// Write one fragment of a message of `kind`; `fin` marks the last. The first fragment
+    /// carries the kind's opcode, the rest are continuations. Text fragments may split a
+    /// UTF-8 code point; the whole message must be UTF-8.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closing`] after Close; [`SendError::FragmentMismatch`] if `kind` differs
+    /// from the message in progress.
+    pub fn send(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        fin: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closing);
+        }
+        let opcode = match (self.sending, kind) {
+            (None, MessageKind::Text) => OpCode::Text,
+            (None, MessageKind::Binary) => OpCode::Binary,
+            (Some(current), kind) if current == kind => OpCode::Continuation,
+            _ => return Err(SendError::FragmentMismatch),
+        };
+        self.sending = if fin { None } else { Some(kind) };
+        self.write_frame(opcode, fin, payload, out);
+        Ok(())
+    }
+
+    /// The header for an unmasked data frame of `len` bytes, for a server that sends header
+    /// and payload as two slices (a vectored write) instead of copying the payload.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::send`]. A client cannot use this: its frames are masked, so the payload
+    /// must be copied anyway ([`SendError::FragmentMismatch`] is never returned for that;
+    /// the client role gets [`SendError::Closing`] only when closing).
+    pub fn data_header(
+        &mut self,
+        kind: MessageKind,
+        len: u64,
+        fin: bool,
+    ) -> Result<([u8; MAX_HEADER_LEN], usize), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closing);
+        }
+        let opcode = match (self.sending, kind) {
+            (None, MessageKind::Text) => OpCode::Text,
+            (None, MessageKind::Binary) => OpCode::Binary,
+            (Some(current), kind) if current == kind => OpCode::Continuation,
+            _ => return Err(SendError::FragmentMismatch),
+        };
+        self.sending = if fin { None } else { Some(kind) };
+        let mut out = [0u8; MAX_HEADER_LEN];
+        let header = FrameHeader {
+            fin,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask: self.next_mask(),
+            payload_len: len,
+        };
+        let n = header.encode(&mut out);
+        Ok((out, n))
+    }
+
+    /// Write a ping. Its pong arrives as [`Event::Pong`].
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::ControlTooLong`] over 125 bytes; [`SendError::Closing`] after Close.
+    pub fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.send_control(OpCode::Ping, payload, out)
+    }
+
+    /// Write a pong (unsolicited, or the answer to a ping when `auto_pong` is off).
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::send_ping`].
+    pub fn send_pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.send_control(OpCode::Pong, payload, out)
+    }
+
+    fn send_control(
+        &mut self,
+        opcode: OpCode,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        if self.state != State::Open {
+            return Err(SendError::Closing);
+        }
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlTooLong);
+        }
+        self.write_frame(opcode, true, payload, out);
+        Ok(())
+    }
+
+    /// Start (or answer) the close handshake with `code` and `reason`. After it no data may be
+    /// sent; messages that were already in flight may still arrive until the peer's Close.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::InvalidCloseCode`] for a code that may not be sent;
+    /// [`SendError::ControlTooLong`] if the reason is over 123 bytes;
+    /// [`SendError::Closing`] if this side already sent Close.
+    pub fn close(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        if !code.is_sendable() {
+            return Err(SendError::InvalidCloseCode);
+        }
+        if reason.len() + 2 > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlTooLong);
+        }
+        let next = match self.state {
+            State::Open => State::CloseSent,
+            // The application answers the peer's Close itself, replacing the automatic echo.
+            State::CloseReceived => State::Closed,
+            _ => return Err(SendError::Closing),
+        };
+        self.pending_close = None;
+        self.pending_pong = None;
+        let payload = Pending::new(&[&code.as_u16().to_be_bytes(), reason.as_bytes()]);
+        self.write_frame(OpCode::Close, true, payload.as_slice(), out);
+        self.state = next;
+        Ok(())
+    }
+
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        match self.role {
+            Role::Server => None,
+            Role::Client => Some(match &mut self.mask_source {
+                Some(source) => source(),
+                None => fallback_mask(self),
+            }),
+        }
+    }
+
+    /// Append one frame to `out`, masking its payload in the client role.
+    fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], out: &mut Vec<u8>) {
+        let header = FrameHeader {
+            fin,
+            rsv1: false,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask: self.next_mask(),
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        out.extend_from_slice(head.get(..n).unwrap_or_default());
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = header.mask {
+            apply_mask(out.get_mut(start..).unwrap_or_default(), key);
+        }
+    }
+}
+
+/// A weak key for a client built without a mask source: a 32-bit xorshift over the
+/// connection's address and a per-call counter. Masking exists to stop cache poisoning of
+/// intermediaries by a script choosing payload bytes; tests and trusted peers do not need more.
+fn fallback_mask(conn: &Conn) -> [u8; 4] {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0x9e37_79b9);
+    let mut x =
+        COUNTER.fetch_add(0x6d2b_79f5, Ordering::Relaxed) ^ (conn as *const Conn as usize as u32);
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    x.to_ne_bytes()
+}
