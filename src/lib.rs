@@ -66,6 +66,7 @@
 #![cfg_attr(test, deny(warnings))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod handshake;
 pub mod http;
 pub mod limits;
 pub mod ws;
