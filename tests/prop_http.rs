@@ -1496,7 +1496,7 @@ proptest! {
     /// Split invariance at the header-line limit when values carry trailing OWS: the whole
     /// head and the same head cut must be accepted or refused alike.
     #[test]
-    #[ignore = "bug: header line limit counts trailing OWS only when the head arrives in pieces"]
+
     fn header_line_limit_is_split_invariant_with_trailing_ows(
         req in request(Sizes { post_ows: true, ..NEAR_SMALL_LIMITS }),
         feed in feed(),
@@ -1514,7 +1514,7 @@ proptest! {
 
     /// After an error, parsing the same bytes again reports the same error.
     #[test]
-    #[ignore = "RequestParser does not remember its error: a retry can report another one"]
+
     fn head_parser_repeats_its_error(input in hostile_requests(), feed in feed()) {
         let limits = small_limits();
         let mut parser = RequestParser::new(&limits);
@@ -1541,7 +1541,7 @@ proptest! {
 /// scanner, but on `name: value` with the value trimmed when httparse sees the whole head, so
 /// the same bytes are accepted whole and refused when they arrive in two pieces.
 #[test]
-#[ignore = "bug: header line limit counts trailing OWS only when the head arrives in pieces"]
+
 fn header_line_limit_counts_trailing_ows_alike_whole_and_split() {
     let mut limits = Limits::default();
     limits.max_header_line = 10;
@@ -1559,7 +1559,7 @@ fn header_line_limit_counts_trailing_ows_alike_whole_and_split() {
 /// A `RequestParser` that failed in its line scan resumes from a half-updated scan state:
 /// parsing the same bytes again reports a different error.
 #[test]
-#[ignore = "RequestParser does not remember its error: a retry can report another one"]
+
 fn head_parser_retry_reports_the_same_error() {
     let mut limits = Limits::default();
     limits.max_header_line = 5;

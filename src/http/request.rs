@@ -128,6 +128,8 @@ struct HeadScan {
 pub struct RequestParser {
     limits: Limits,
     scan: HeadScan,
+    /// The error this parser failed with; it is returned again until [`RequestParser::reset`].
+    failed: Option<ParseError>,
 }
 
 impl RequestParser {
@@ -136,6 +138,7 @@ impl RequestParser {
         RequestParser {
             limits: *limits,
             scan: HeadScan::default(),
+            failed: None,
         }
     }
 
@@ -144,17 +147,34 @@ impl RequestParser {
         self.scan.scanned > 0
     }
 
-    /// Forget any partially scanned head.
+    /// Forget any partially scanned head and any error.
     pub fn reset(&mut self) {
         self.scan = HeadScan::default();
+        self.failed = None;
     }
 
     /// Parse the request head at the start of `buf` into `slots`.
     ///
     /// # Errors
     ///
-    /// See [the type's docs](RequestParser#errors).
+    /// See [the type's docs](RequestParser#errors). Once a parse has failed, every later call
+    /// returns the same error until [`RequestParser::reset`].
     pub fn parse<'h, 'b>(
+        &mut self,
+        buf: &'b [u8],
+        slots: &'h mut [HeaderSlot<'b>],
+    ) -> Result<Status<(usize, Request<'h, 'b>)>, ParseError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let result = self.parse_inner(buf, slots);
+        if let Err(e) = result {
+            self.failed = Some(e);
+        }
+        result
+    }
+
+    fn parse_inner<'h, 'b>(
         &mut self,
         buf: &'b [u8],
         slots: &'h mut [HeaderSlot<'b>],
@@ -279,7 +299,7 @@ impl RequestParser {
         }
         check_target(method, target.as_bytes())?;
         let headers: &'h [Header<'b>] = req.headers;
-        let framing = decide_framing(version, headers, buf, &self.limits)?;
+        let framing = decide_framing(version, headers, buf, len, &self.limits)?;
         Ok(Request {
             method,
             target,
@@ -413,6 +433,7 @@ fn decide_framing<'b>(
     version: Version,
     headers: &[Header<'b>],
     buf: &[u8],
+    head_len: usize,
     limits: &Limits,
 ) -> Result<Framing<'b>, ParseError> {
     let mut hosts = 0u32;
@@ -423,10 +444,17 @@ fn decide_framing<'b>(
     let mut expect_continue = false;
     let mut upgrade = None;
 
-    for h in headers {
+    for (i, h) in headers.iter().enumerate() {
         let name = h.name.as_bytes();
         let value = h.value;
-        let line_len = (offset(buf, value) + value.len()).saturating_sub(offset(buf, name));
+        // The line runs to the CRLF before the next field, or before the head's final CRLF
+        // CRLF: trailing whitespace counts, exactly as when the head is scanned in pieces.
+        let end = headers
+            .get(i + 1)
+            .map_or(head_len.saturating_sub(4), |next| {
+                offset(buf, next.name.as_bytes()).saturating_sub(2)
+            });
+        let line_len = end.saturating_sub(offset(buf, name));
         if line_len > limits.max_header_line {
             return Err(ParseError::HeaderLineTooLong);
         }

@@ -1092,3 +1092,48 @@ fn eof_reports_whether_a_request_was_cut_short() {
     d.respond(200, b"late");
     assert!(d.conn.is_closed());
 }
+
+#[test]
+fn header_line_limit_counts_trailing_whitespace_whole_and_dripped() {
+    let mut l = Limits::default();
+    l.max_header_line = 20;
+    // "X-Pad: v" plus 13 spaces is 21 bytes of line; the value itself is one byte.
+    let input = get(&format!("X-Pad: v{}\r\nX-B: 1\r\n", " ".repeat(13)));
+    assert_eq!(
+        parse_with(&l, &input).map(|_| ()),
+        Err(ParseError::HeaderLineTooLong)
+    );
+    assert_eq!(
+        drip(&l, &input).map(|_| ()),
+        Err(ParseError::HeaderLineTooLong)
+    );
+    // The same as the last field line.
+    let input = get(&format!("X-Pad: v{}\r\n", " ".repeat(13)));
+    assert_eq!(
+        parse_with(&l, &input).map(|_| ()),
+        Err(ParseError::HeaderLineTooLong)
+    );
+    let input = get(&format!("X-Pad: v{}\r\n", " ".repeat(12)));
+    assert!(parse_with(&l, &input).is_ok());
+    assert!(drip(&l, &input).unwrap().is_some());
+}
+
+#[test]
+fn parser_errors_are_sticky_until_reset() {
+    let mut parser = RequestParser::new(&Limits::default());
+    let mut slots = header_slots::<8>();
+    let bad = b"GET / HTTP/1.1\nHost: a\r\n\r\n";
+    assert_eq!(
+        parser.parse(bad, &mut slots).map(|_| ()),
+        Err(ParseError::BareNewline)
+    );
+    let good = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut slots = header_slots::<8>();
+    assert_eq!(
+        parser.parse(good, &mut slots).map(|_| ()),
+        Err(ParseError::BareNewline)
+    );
+    parser.reset();
+    let mut slots = header_slots::<8>();
+    assert!(parser.parse(good, &mut slots).unwrap().is_complete());
+}
