@@ -47,7 +47,8 @@ pub struct Limits {
     /// with 431. The header slots the caller passes to the parser bound this too: the effective
     /// limit is the smaller of the two. Default [`DEFAULT_MAX_HEADERS`].
     pub max_headers: usize,
-    /// Longest single header field line (name, colon, value), in bytes. Exceeding it is
+    /// Longest single header field line (name, colon, value and any whitespace around the
+    /// value, without the CRLF), in bytes. Exceeding it is
     /// answered with 431. Default [`DEFAULT_MAX_HEADER_LINE`].
     pub max_header_line: usize,
     /// Largest request head (request line, all field lines and the empty line), in bytes.

@@ -7,6 +7,7 @@ use berth::ws::{
 };
 use berth::{Limits, Status};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 /// An owned event, for comparing runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +144,14 @@ fn big_limits() -> Limits {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    // Failures are saved where STYLE.md section 2.8 wants them.
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/prop_ws.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
 
     /// Encoding then decoding is the identity, at every length edge, whole or fragmented.
     #[test]
