@@ -1,4 +1,4 @@
-//! The HTTP core allocates nothing in steady state (STYLE.md §2.6): "Zero-alloc is tested, not
+//! The HTTP and WebSocket cores allocate nothing in steady state (STYLE.md §2.6): "Zero-alloc is tested, not
 //! assumed."
 //!
 //! A counting global allocator wraps [`System`] and counts `alloc`, `alloc_zeroed` and
@@ -254,5 +254,95 @@ fn serving_a_pipelined_batch_allocates_nothing() {
             out_whole.windows(9).filter(|w| w == b"HTTP/1.1 ").count(),
             REQUESTS
         );
+    }
+}
+
+/// Drive `conn` over every frame in `buf` (unmasking in place), answering data messages with
+/// an echo and pings with the automatic pong, into `out`. Returns (messages, bytes).
+fn echo_all(conn: &mut berth::ws::Conn, buf: &mut [u8], out: &mut Vec<u8>) -> (usize, usize) {
+    use berth::ws::{Event as WsEvent, MessageKind};
+    let (mut messages, mut bytes, mut pos) = (0, 0, 0);
+    loop {
+        // Copy the reply's kind and length out of the event, then echo from the buffer, which
+        // still holds the unmasked payload.
+        let (used, reply) = match conn.handle_input(&mut buf[pos..]).unwrap() {
+            (used, WsEvent::Text(t)) => (used, Some((MessageKind::Text, t.len()))),
+            (used, WsEvent::Binary(b)) => (used, Some((MessageKind::Binary, b.len()))),
+            (used, WsEvent::NeedData) => {
+                assert_eq!(pos + used, buf.len(), "a whole batch leaves nothing behind");
+                break;
+            }
+            (used, _) => (used, None),
+        };
+        if let Some((kind, len)) = reply {
+            let payload = &buf[pos + used - len..pos + used];
+            conn.send(kind, payload, true, out).unwrap();
+            messages += 1;
+            bytes += len;
+        }
+        pos += used;
+    }
+    conn.poll_transmit(out);
+    (messages, bytes)
+}
+
+/// The WebSocket core allocates nothing per message in steady state: decoding, unmasking and
+/// UTF-8-checking unfragmented text and binary messages from 16 B to 64 KiB, a ping with its
+/// automatic pong, and encoding the replies (unmasked by the server, masked by the client) into
+/// reused buffers.
+#[test]
+fn websocket_messages_allocate_nothing() {
+    use berth::ws::Conn;
+    let limits = Limits::default();
+    let mut seed = 0x1234_5678u32;
+    let mut client = Conn::client(
+        &limits,
+        Box::new(move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed.to_ne_bytes()
+        }),
+    );
+    let text_16 = "sixteen bytes ok";
+    let text_64k = "κόσμε, ".repeat(65_536 / 13);
+    let binary_1k: Vec<u8> = (0..1024u32).map(|i| (i * 31) as u8).collect();
+    let binary_64k = vec![0x5au8; 65_536];
+
+    // What a client sends: masked frames.
+    let mut wire = Vec::new();
+    for _ in 0..4 {
+        client.send_text(text_16, &mut wire).unwrap();
+        client.send_binary(&binary_1k, &mut wire).unwrap();
+        client.send_text(&text_64k, &mut wire).unwrap();
+        client.send_binary(&binary_64k, &mut wire).unwrap();
+        client.send_ping(b"tick", &mut wire).unwrap();
+    }
+    let expected_bytes = 4 * (text_16.len() + binary_1k.len() + text_64k.len() + binary_64k.len());
+
+    let mut server = Conn::server(&limits);
+    let mut buf = wire.clone();
+    let mut out = Vec::new();
+    let mut back = Vec::new();
+    // Warm-up: buffers reach their steady capacity.
+    echo_all(&mut server, &mut buf, &mut out);
+    echo_all(&mut client, &mut out.clone(), &mut back);
+
+    for round in 0..5 {
+        buf.copy_from_slice(&wire);
+        out.clear();
+        let (allocs, (messages, bytes)) =
+            allocations_during(|| echo_all(&mut server, &mut buf, &mut out));
+        assert_eq!((messages, bytes), (16, expected_bytes));
+        assert_eq!(allocs, 0, "server round {round}");
+
+        // The client decodes the server's unmasked replies and masks its own echoes.
+        let mut replies = out.clone();
+        back.clear();
+        let (allocs, (messages, _)) =
+            allocations_during(|| echo_all(&mut client, &mut replies, &mut back));
+        assert_eq!(messages, 16);
+        assert_eq!(allocs, 0, "client round {round}");
+        black_box(&back);
     }
 }
