@@ -17,7 +17,7 @@
 use super::close::{CloseCode, CloseFrame};
 use super::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use super::mask::{apply_mask, apply_mask_at};
-use super::utf8::Utf8Validator;
+use super::utf8::{as_text, Reassembly};
 use super::{ProtocolError, SendError};
 use crate::limits::MAX_CONTROL_PAYLOAD;
 use crate::{Limits, Status};
@@ -144,6 +144,14 @@ enum Step {
     Close(Option<CloseCode>, usize, usize),
 }
 
+/// A frame [`Conn::small_message`] recognised: payload range, kind and mask.
+struct SmallFrame {
+    start: usize,
+    end: usize,
+    kind: MessageKind,
+    mask: Option<[u8; 4]>,
+}
+
 /// The source of masking keys for the client role: fresh, unpredictable four bytes per frame
 /// (RFC 6455 §10.3).
 pub type MaskSource = Box<dyn FnMut() -> [u8; 4] + Send>;
@@ -178,10 +186,9 @@ pub struct Conn {
     receiving_rsv1: bool,
     fragments: u32,
     streaming: Option<Streaming>,
-    message: Vec<u8>,
+    message: Reassembly,
     /// The reassembly buffer holds a message handed out by the previous call.
     delivered: bool,
-    utf8: Utf8Validator,
     /// The kind of the fragmented message being sent, if any.
     sending: Option<MessageKind>,
     pending_pong: Option<Pending>,
@@ -232,9 +239,8 @@ impl Conn {
             receiving_rsv1: false,
             fragments: 0,
             streaming: None,
-            message: Vec::new(),
+            message: Reassembly::default(),
             delivered: false,
-            utf8: Utf8Validator::default(),
             sending: None,
             pending_pong: None,
             pending_close: None,
@@ -294,6 +300,7 @@ impl Conn {
     /// # Errors
     ///
     /// A [`ProtocolError`]; the connection stays failed and returns it again.
+    #[inline]
     pub fn handle_input<'a>(
         &'a mut self,
         buf: &'a mut [u8],
@@ -303,6 +310,32 @@ impl Conn {
             State::CloseReceived | State::Closed => return Ok((buf.len(), Event::Closed)),
             State::Open | State::CloseSent => {}
         }
+        // The fast path: one whole small message at the front of the buffer.
+        if !self.delivered && self.streaming.is_none() {
+            if let Some(frame) = self.small_message(buf) {
+                let payload = buf.get_mut(frame.start..frame.end).unwrap_or_default();
+                if let Some(key) = frame.mask {
+                    apply_mask(payload, key);
+                }
+                let payload: &'a [u8] = payload;
+                return match frame.kind {
+                    MessageKind::Binary => Ok((frame.end, Event::Binary(payload))),
+                    MessageKind::Text => match as_text(payload) {
+                        Some(text) => Ok((frame.end, Event::Text(text))),
+                        None => Err(self.fail(ProtocolError::InvalidUtf8)),
+                    },
+                };
+            }
+        }
+        self.handle_input_general(buf)
+    }
+
+    /// Everything but the fast path: fragments, partial frames, control frames, errors.
+    #[inline(never)]
+    fn handle_input_general<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> Result<(usize, Event<'a>), ProtocolError> {
         if self.delivered {
             self.message.clear();
             self.delivered = false;
@@ -318,20 +351,17 @@ impl Conn {
                 Event::Binary(input.get(start..end).unwrap_or_default())
             }
             Step::Input(MessageKind::Text, start, end) => {
-                match simdutf8::basic::from_utf8(input.get(start..end).unwrap_or_default()) {
-                    Ok(text) => Event::Text(text),
-                    Err(_) => return Err(self.fail(ProtocolError::InvalidUtf8)),
+                match as_text(input.get(start..end).unwrap_or_default()) {
+                    Some(text) => Event::Text(text),
+                    None => return Err(self.fail(ProtocolError::InvalidUtf8)),
                 }
             }
             Step::Buffered(kind) => {
                 self.delivered = true;
                 match kind {
-                    MessageKind::Binary => Event::Binary(&self.message),
-                    // Validated piece by piece as it arrived, so this cannot fail; the pass
-                    // only recovers the `&str` without `unsafe`.
-                    MessageKind::Text => {
-                        Event::Text(simdutf8::basic::from_utf8(&self.message).unwrap_or_default())
-                    }
+                    MessageKind::Binary => Event::Binary(self.message.bytes()),
+                    // `finish_message` finished the text, so this is always `Some`.
+                    MessageKind::Text => Event::Text(self.message.text().unwrap_or_default()),
                 }
             }
             Step::Ping(start, end) => Event::Ping(input.get(start..end).unwrap_or_default()),
@@ -370,12 +400,9 @@ impl Conn {
                     if let Some(key) = frame.mask {
                         apply_mask_at(chunk, key, frame.offset);
                     }
-                    if self.receiving == Some(MessageKind::Text) {
-                        self.utf8
-                            .feed(chunk)
-                            .map_err(|_| ProtocolError::InvalidUtf8)?;
-                    }
-                    self.message.extend_from_slice(chunk);
+                    self.message
+                        .push(chunk)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
                     frame.remaining -= n as u64;
                     frame.offset += n;
                     pos += n;
@@ -441,6 +468,7 @@ impl Conn {
                     return Ok((end, Step::Input(kind, start, end)));
                 }
                 self.receiving = Some(kind);
+                self.message.start(kind == MessageKind::Text);
                 self.receiving_rsv1 = header.rsv1;
                 self.fragments = 0;
             }
@@ -453,6 +481,39 @@ impl Conn {
             });
             pos = start;
         }
+    }
+
+    /// The fast path for the most common frame: a whole unfragmented text or binary message
+    /// with a 7-bit length at the start of `buf`, masked as the role requires, no RSV bits,
+    /// within the limits, and no fragmented message in progress. `None` sends the frame through
+    /// the general path, which decides everything this skips.
+    #[inline]
+    fn small_message(&self, buf: &[u8]) -> Option<SmallFrame> {
+        let &[b0, b1, ..] = buf else { return None };
+        let kind = match b0 {
+            0x81 => MessageKind::Text,
+            0x82 => MessageKind::Binary,
+            _ => return None,
+        };
+        let len = usize::from(b1 & 0x7f);
+        let mask = match (self.role, b1 & 0x80 != 0) {
+            (Role::Server, true) => Some(<[u8; 4]>::try_from(buf.get(2..6)?).ok()?),
+            (Role::Client, false) => None,
+            _ => return None,
+        };
+        let start = if mask.is_some() { 6 } else { 2 };
+        let fits = len < 126
+            && self.receiving.is_none()
+            && len as u64 <= self.max_frame_payload
+            && len <= self.max_message
+            && self.max_fragments >= 1
+            && buf.len() >= start + len;
+        fits.then_some(SmallFrame {
+            start,
+            end: start + len,
+            kind,
+            mask,
+        })
     }
 
     /// The connection-level rules a frame header must satisfy, checked before any payload is
@@ -502,9 +563,9 @@ impl Conn {
     /// The last frame of a reassembled message arrived.
     fn finish_message(&mut self) -> Result<MessageKind, ProtocolError> {
         let kind = self.receiving.take().unwrap_or(MessageKind::Binary);
-        if kind == MessageKind::Text {
-            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
+        self.message
+            .finish()
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
         self.fragments = 0;
         self.receiving_rsv1 = false;
         Ok(kind)

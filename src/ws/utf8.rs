@@ -1,8 +1,33 @@
-//! Incremental UTF-8 validation for text messages that arrive in pieces.
+//! UTF-8 validation of text messages: whole, or incrementally as a message arrives in pieces.
 //!
 //! Each piece is checked as it arrives (with `simdutf8`), carrying at most three bytes of a code
 //! point split across pieces, so invalid text fails at the piece that holds the first bad
 //! byte rather than when the message ends (RFC 6455 §8.1; Autobahn cases 6.4.*).
+//!
+//! # Unsafe
+//!
+//! This is the crate's one module with `unsafe` code: two calls to
+//! `core::str::from_utf8_unchecked`, each on bytes this module has proven to be UTF-8.
+//! `benches/ws_codec.rs` shows why: validating a short text message a second time only to
+//! obtain a `&str` cost more than decoding its frame, and a reassembled message was validated
+//! piece by piece already. The invariant is that [`as_text`] and [`Reassembly::text`] return a
+//! `&str` only for bytes that passed validation; [`Reassembly`]'s fields are private to this
+//! module so nothing else can add bytes behind the validator's back. The unit tests below and
+//! the `ws_server`/`ws_client` fuzz targets exercise both.
+#![allow(unsafe_code)]
+
+/// Below this length a text message is checked for ASCII first: one word-at-a-time pass.
+const SHORT: usize = 64;
+
+/// `bytes` as `&str` if they are UTF-8.
+#[inline]
+pub(crate) fn as_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.len() < SHORT && bytes.is_ascii() {
+        // SAFETY: `is_ascii` just checked every byte is below 0x80, and ASCII is UTF-8.
+        return Some(unsafe { core::str::from_utf8_unchecked(bytes) });
+    }
+    simdutf8::basic::from_utf8(bytes).ok()
+}
 
 /// Validation state across the pieces of one message.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,9 +99,125 @@ impl Utf8Validator {
     }
 }
 
+/// The reassembly buffer of a fragmented (or streamed) message. Text is validated as it is
+/// appended.
+#[derive(Debug, Default)]
+pub(crate) struct Reassembly {
+    /// INVARIANT: when `text` is set, `bytes` is exactly what went through `validator.feed`
+    /// since the last `start`, every call having succeeded.
+    bytes: Vec<u8>,
+    validator: Utf8Validator,
+    text: bool,
+    /// INVARIANT: set only by `finish` after `validator.finish` succeeded for a text message;
+    /// cleared by every change to `bytes`.
+    complete_text: bool,
+}
+
+impl Reassembly {
+    /// Begin a message; keeps the allocation.
+    pub(crate) fn start(&mut self, text: bool) {
+        self.bytes.clear();
+        self.validator = Utf8Validator::default();
+        self.text = text;
+        self.complete_text = false;
+    }
+
+    /// Forget the delivered message; keeps the allocation.
+    pub(crate) fn clear(&mut self) {
+        self.start(false);
+    }
+
+    /// Append a piece, validating it first if this is text.
+    pub(crate) fn push(&mut self, piece: &[u8]) -> Result<(), Invalid> {
+        self.complete_text = false;
+        if self.text {
+            self.validator.feed(piece)?;
+        }
+        self.bytes.extend_from_slice(piece);
+        Ok(())
+    }
+
+    /// The last piece arrived: a text message must not end inside a code point.
+    pub(crate) fn finish(&mut self) -> Result<(), Invalid> {
+        if self.text {
+            self.validator.finish()?;
+            self.complete_text = true;
+        }
+        Ok(())
+    }
+
+    /// Bytes held.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The message's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The finished text message, or `None` if the buffer does not hold one.
+    pub(crate) fn text(&self) -> Option<&str> {
+        if !self.complete_text {
+            return None;
+        }
+        debug_assert!(simdutf8::basic::from_utf8(&self.bytes).is_ok());
+        // SAFETY: `complete_text` is set only after every byte of `bytes` went through
+        // `validator.feed` without error (both happen in `push`, the only writer) and
+        // `validator.finish` found no code point left open; any later `push` or `start`
+        // clears it.
+        Some(unsafe { core::str::from_utf8_unchecked(&self.bytes) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_text_accepts_exactly_utf8() {
+        assert_eq!(as_text(b"short ascii"), Some("short ascii"));
+        assert_eq!(as_text("héllo".as_bytes()), Some("héllo"));
+        assert_eq!(as_text(&[b'a'; 200]).map(str::len), Some(200));
+        assert_eq!(as_text(b"bad \xff"), None);
+        assert_eq!(as_text(b"\x80"), None);
+        let mut long = vec![b'a'; 100];
+        long[99] = 0xc3;
+        assert_eq!(as_text(&long), None);
+        // Every byte value alone: only ASCII is UTF-8.
+        for b in 0..=255u8 {
+            assert_eq!(as_text(&[b]).is_some(), b < 0x80, "{b:#x}");
+        }
+    }
+
+    #[test]
+    fn reassembled_text_is_only_what_was_validated() {
+        let text = "pièce ✓ par pièce 😀";
+        let mut r = Reassembly::default();
+        r.start(true);
+        for piece in text.as_bytes().chunks(3) {
+            assert_eq!(r.text(), None);
+            r.push(piece).unwrap();
+        }
+        assert_eq!(r.text(), None, "not finished");
+        r.finish().unwrap();
+        assert_eq!(r.text(), Some(text));
+        // Invalid bytes are refused and never become text.
+        r.start(true);
+        r.push(b"ok").unwrap();
+        assert_eq!(r.push(b"\xff"), Err(Invalid));
+        assert_eq!(r.len(), 2);
+        // A message ending inside a code point is refused.
+        r.start(true);
+        r.push(b"\xe2\x82").unwrap();
+        assert_eq!(r.finish(), Err(Invalid));
+        assert_eq!(r.text(), None);
+        // Binary is never text.
+        r.start(false);
+        r.push(b"\xff").unwrap();
+        r.finish().unwrap();
+        assert_eq!((r.text(), r.bytes()), (None, &b"\xff"[..]));
+    }
 
     fn pieces_valid(pieces: &[&[u8]]) -> bool {
         let mut v = Utf8Validator::default();

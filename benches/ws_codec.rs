@@ -1,0 +1,171 @@
+//! WebSocket decoding: berth against `tungstenite` on the same bytes, and a plain copy as the
+//! memory-speed reference.
+//!
+//! Run with `cargo bench --bench ws_codec`; see `benches/README.md` for recorded numbers.
+//!
+//! Each group decodes one batch of masked client frames (what a server receives) of one kind and
+//! size, about 64 KiB of payload per batch:
+//! - `berth`: `ws::Conn::handle_input` on the receive buffer: header decode, unmask in place,
+//!   UTF-8 check for text, the message handed out borrowed;
+//! - `tungstenite`: `WebSocket::read` from an in-memory stream over the same bytes (its cost
+//!   includes copying them into its own buffer, as reading a socket would);
+//! - `copy` (64 KiB groups only): `copy_from_slice` of the payload, the memory-speed reference.
+//!
+//! Setup (restoring the masked input, building tungstenite's stream) is excluded from timing.
+
+use std::hint::black_box;
+use std::io::{self, Cursor, Read, Write};
+
+use berth::ws::{Conn, Event, MessageKind};
+use berth::Limits;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tungstenite::protocol::{Role, WebSocket};
+
+/// An in-memory stream: reads from a cursor, discards writes (tungstenite's `MockIo` idea).
+struct MockIo(Cursor<Vec<u8>>);
+
+impl Read for MockIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for MockIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `count` masked frames of `size` payload bytes each.
+fn batch(kind: MessageKind, size: usize, count: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491u32;
+    let mut client = Conn::client(
+        &Limits::default(),
+        Box::new(move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_ne_bytes()
+        }),
+    );
+    // Text: a small message is an ASCII JSON object, as most small WebSocket messages are;
+    // larger ones are chat-like JSON mixing ASCII with 2- and 3-byte characters, so the UTF-8
+    // check does real work.
+    let pattern = if size <= 64 {
+        r#"{"op":"tick","seq":42,"ok":true}"#
+    } else {
+        r#"{"from":"zoë","text":"on my way ✓ see you at the café","ts":1700000000},"#
+    };
+    let mut text = String::with_capacity(size);
+    for ch in pattern.chars().cycle() {
+        if text.len() + ch.len_utf8() > size {
+            break;
+        }
+        text.push(ch);
+    }
+    while text.len() < size {
+        text.push(' ');
+    }
+    let binary: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+    let mut wire = Vec::new();
+    for _ in 0..count {
+        match kind {
+            MessageKind::Text => client.send_text(&text, &mut wire).unwrap(),
+            MessageKind::Binary => client.send_binary(&binary, &mut wire).unwrap(),
+        }
+    }
+    wire
+}
+
+fn limits() -> Limits {
+    let mut l = Limits::default();
+    l.max_message = 1 << 20;
+    l
+}
+
+fn bench_case(c: &mut Criterion, kind: MessageKind, size: usize) {
+    let count = (65_536 / size).max(1);
+    let wire = batch(kind, size, count);
+    let name = format!(
+        "ws_decode/{}/{size}",
+        match kind {
+            MessageKind::Text => "text",
+            MessageKind::Binary => "binary",
+        }
+    );
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Bytes((size * count) as u64));
+
+    let mut conn = Conn::server(&limits());
+    group.bench_function("berth", |b| {
+        b.iter_batched_ref(
+            || wire.clone(),
+            |buf| {
+                let mut pos = 0;
+                let mut seen = 0;
+                while pos < buf.len() {
+                    let (used, event) = conn.handle_input(&mut buf[pos..]).unwrap();
+                    match event {
+                        Event::Text(t) => seen += t.len(),
+                        Event::Binary(d) => seen += d.len(),
+                        _ => unreachable!(),
+                    }
+                    pos += used;
+                }
+                assert_eq!(seen, size * count);
+                black_box(seen)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    group.bench_function("tungstenite", |b| {
+        let mut config = tungstenite::protocol::WebSocketConfig::default();
+        config.max_message_size = Some(1 << 20);
+        b.iter_batched_ref(
+            || {
+                WebSocket::from_raw_socket(
+                    MockIo(Cursor::new(wire.clone())),
+                    Role::Server,
+                    Some(config),
+                )
+            },
+            |ws| {
+                let mut seen = 0;
+                for _ in 0..count {
+                    seen += ws.read().unwrap().len();
+                }
+                assert_eq!(seen, size * count);
+                black_box(seen)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    if size == 65_536 {
+        let source = vec![0xa5u8; size];
+        let mut dest = vec![0u8; size];
+        group.bench_function("copy", |b| {
+            b.iter(|| {
+                dest.copy_from_slice(black_box(&source));
+                black_box(dest.as_ptr())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn ws_decode(c: &mut Criterion) {
+    for kind in [MessageKind::Text, MessageKind::Binary] {
+        for size in [16, 1024, 65_536] {
+            bench_case(c, kind, size);
+        }
+    }
+}
+
+criterion_group!(benches, ws_decode);
+criterion_main!(benches);
