@@ -8,12 +8,7 @@
 //! - split invariance: the whole input, the input split once at a position taken from its first
 //!   byte, and the input dripped in small steps (re-feeding the growing prefix, as a runtime
 //!   does) give the same outcome: the same request and bytes consumed, or both `Partial`, or
-//!   both an error. Two known differences are tolerated unless `BERTH_FUZZ_STRICT_ERRORS=1` is
-//!   set: which error is reported may depend on the split (the incremental scan checks line
-//!   endings and line limits before httparse sees the head), and a head that is invalid but
-//!   incomplete is an error when parsed whole yet `Partial` when it arrives in pieces (once a
-//!   parser has said `Partial`, httparse only runs when the scan finds the end of the head;
-//!   regression seed `partial-after-invalid-byte-regression`);
+//!   the same error (the first problem in byte order), however the bytes were split;
 //! - a fixed point: a parsed head, serialised again, parses to the same request;
 //! - `ServerConn`: consumed <= remaining, the first event agrees with the parser, it finishes
 //!   within a bound, and once failed it keeps returning the same error.
@@ -25,7 +20,6 @@ use berth::http::{
 };
 use berth::Limits;
 use libfuzzer_sys::fuzz_target;
-use std::sync::OnceLock;
 
 /// Header slots handed to every parse; the tight profile uses fewer.
 const SLOTS: usize = 64;
@@ -103,20 +97,8 @@ impl Outcome {
     }
 }
 
-/// Must errors agree on their variant and be reported as early split as whole? See the module
-/// docs.
-fn strict_errors() -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("BERTH_FUZZ_STRICT_ERRORS").is_some_and(|v| v != "0"))
-}
-
-/// Assert two parses of the same bytes agree, errors up to [`strict_errors`].
+/// Assert two parses of the same bytes agree exactly, errors included.
 fn assert_same(whole: &Outcome, other: &Outcome, what: &str) {
-    if let (Outcome::Failed(_), Outcome::Failed(_) | Outcome::Partial) = (whole, other) {
-        if !strict_errors() {
-            return;
-        }
-    }
     assert_eq!(whole, other, "{what}");
 }
 
@@ -267,7 +249,8 @@ fn check_conn(profile: &Profile, data: &[u8], whole: &Outcome) {
                 assert!(pending.is_none(), "a request before the previous one ended");
                 pending = Some(req.upgrade.is_some());
                 if req.expect_continue && salt.is_multiple_of(2) {
-                    assert!(conn.write_continue(&mut out) || req.body == BodyKind::Empty);
+                    // 100 Continue only when there is a body to wait for.
+                    assert_eq!(conn.write_continue(&mut out), req.body != BodyKind::Empty);
                 }
             }
             Event::Data(bytes) => {

@@ -300,47 +300,42 @@ impl ChunkedDecoder {
         Ok(())
     }
 
-    /// Look for the end of the trailer section in `section`, validating each field line once.
-    /// Returns the field lines and the section's length once the final empty line is in.
+    /// Look for the end of the trailer section in `section`, one byte at a time so that the
+    /// first error in byte order is reported however the bytes were split. Returns the field
+    /// lines and the section's length once the final empty line is in.
     fn scan_trailers<'b>(
         &mut self,
         section: &'b [u8],
     ) -> Result<Option<(&'b [u8], usize)>, ParseError> {
         let mut pos = self.trailer_scanned;
-        while let Some(rel) = section
-            .get(pos..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-        {
-            let lf = pos + rel;
-            if lf >= self.max_trailers {
+        while let Some(&b) = section.get(pos) {
+            if pos >= self.max_trailers {
                 return Err(ParseError::TrailersTooLarge);
             }
-            let line = section.get(self.trailer_line_start..lf).unwrap_or_default();
-            let Some(line) = line.strip_suffix(b"\r").filter(|l| !l.contains(&b'\r')) else {
-                return Err(ParseError::BareNewline);
-            };
-            if line.is_empty() {
-                let raw = section.get(..self.trailer_line_start).unwrap_or_default();
-                return Ok(Some((raw, lf + 1)));
+            let after_cr = pos.checked_sub(1).and_then(|i| section.get(i)) == Some(&b'\r');
+            match b {
+                b'\n' if !after_cr => return Err(ParseError::BareNewline),
+                b'\n' => {
+                    let line = section
+                        .get(self.trailer_line_start..pos - 1)
+                        .unwrap_or_default();
+                    if line.is_empty() {
+                        let raw = section.get(..self.trailer_line_start).unwrap_or_default();
+                        return Ok(Some((raw, pos + 1)));
+                    }
+                    self.trailer_fields += 1;
+                    if self.trailer_fields > self.max_trailer_fields {
+                        return Err(ParseError::TrailersTooLarge);
+                    }
+                    check_field_line(line)?;
+                    self.trailer_line_start = pos + 1;
+                }
+                _ if after_cr => return Err(ParseError::BareNewline),
+                _ => {}
             }
-            self.trailer_fields += 1;
-            if self.trailer_fields > self.max_trailer_fields {
-                return Err(ParseError::TrailersTooLarge);
-            }
-            check_field_line(line)?;
-            self.trailer_line_start = lf + 1;
-            pos = lf + 1;
+            pos += 1;
         }
         self.trailer_scanned = section.len();
-        if section.len() > self.max_trailers {
-            return Err(ParseError::TrailersTooLarge);
-        }
-        // A CR may only be the last byte seen so far, waiting for its LF.
-        let unfinished = section.get(self.trailer_line_start..).unwrap_or_default();
-        let body = unfinished.strip_suffix(b"\r").unwrap_or(unfinished);
-        if body.contains(&b'\r') {
-            return Err(ParseError::BareNewline);
-        }
         Ok(None)
     }
 }

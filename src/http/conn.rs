@@ -286,7 +286,7 @@ impl ServerConn {
         let wanted = self.send == Send::Ready
             && self.current.expect_continue
             && !self.current.continue_sent
-            && matches!(self.recv, Recv::Length(_) | Recv::Chunked(_));
+            && matches!(self.recv, Recv::Length(1..) | Recv::Chunked(_));
         if wanted {
             out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.current.continue_sent = true;

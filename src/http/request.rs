@@ -9,7 +9,7 @@
 use core::mem::MaybeUninit;
 
 use super::body::BodyKind;
-use super::token::{is_tchar, list_elements, parse_decimal, trim_ows};
+use super::token::{is_field_value_byte, is_tchar, list_elements, parse_decimal, trim_ows};
 use super::{ParseError, Status};
 use crate::Limits;
 
@@ -100,15 +100,36 @@ impl<'b> Request<'_, 'b> {
     }
 }
 
-/// Where the end-of-head scan stopped, so the next call resumes instead of starting over.
+/// Which part of a line the scanner is in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Part {
+    /// The method token (also: before the request line, where empty lines may be skipped).
+    #[default]
+    Method,
+    /// The request target.
+    Target,
+    /// The protocol version.
+    Version,
+    /// A field name, up to its colon.
+    Name,
+    /// A field value, after the colon.
+    Value,
+}
+
+/// Where the incremental scan stopped, so the next call resumes instead of starting over.
 #[derive(Debug, Clone, Copy, Default)]
 struct HeadScan {
     /// Bytes of the current head already examined.
     scanned: usize,
     /// Offset of the first byte of the line being scanned.
     line_start: usize,
+    /// Offset of the first byte of the current part of the line.
+    part_start: usize,
+    part: Part,
     /// A non-empty first line (the request line) has been seen.
     past_request_line: bool,
+    /// Field lines completed.
+    fields: usize,
 }
 
 /// The incremental request-head parser.
@@ -122,8 +143,16 @@ struct HeadScan {
 /// # Errors
 ///
 /// Any [`ParseError`]; the request must then be answered with [`ParseError::status`] and the
-/// connection closed. Errors are reported as early as the bytes allow: a request line that
-/// exceeds its limit is refused before its end arrives.
+/// connection closed. Errors are reported as early as the bytes allow (a request line over its
+/// limit is refused before its end arrives, a byte that cannot appear where it is is refused when
+/// it arrives), and the error does not depend on how the bytes were split: the first problem in
+/// byte order wins, then the checks that need the whole head.
+///
+/// # Background
+///
+/// The common case, a whole head in one read, costs one `httparse` pass plus checks per field
+/// line. Only a head that arrives in pieces is scanned byte by byte, each byte once, which keeps
+/// a peer dripping one byte at a time to linear work (the slow-drip attack of CVE-2023-43669).
 #[derive(Debug, Clone)]
 pub struct RequestParser {
     limits: Limits,
@@ -159,6 +188,7 @@ impl RequestParser {
     ///
     /// See [the type's docs](RequestParser#errors). Once a parse has failed, every later call
     /// returns the same error until [`RequestParser::reset`].
+    #[inline]
     pub fn parse<'h, 'b>(
         &mut self,
         buf: &'b [u8],
@@ -174,85 +204,166 @@ impl RequestParser {
         result
     }
 
+    #[inline]
     fn parse_inner<'h, 'b>(
         &mut self,
         buf: &'b [u8],
         slots: &'h mut [HeaderSlot<'b>],
     ) -> Result<Status<(usize, Request<'h, 'b>)>, ParseError> {
         // Fast path: nothing of this head has been seen before, which is the common case of a
-        // whole head arriving in one read. httparse scans it once; we scan only on a miss.
+        // whole head arriving in one read. httparse looks at it once; the scanner only runs on
+        // a miss or an error.
         let fresh = self.scan.scanned == 0;
+        let max_fields = slots.len().min(self.limits.max_headers);
         let head = if fresh {
             buf
         } else {
-            match self.scan(buf)? {
+            match self.scan(buf, max_fields)? {
                 Some(end) => buf.get(..end).unwrap_or_default(),
                 None => return Ok(Status::Partial),
             }
         };
 
-        let max_slots = slots.len().min(self.limits.max_headers);
-        let slots = slots.get_mut(..max_slots).unwrap_or_default();
+        let slots = slots.get_mut(..max_fields).unwrap_or_default();
         let mut req = httparse::Request::new(&mut []);
         match req.parse_with_uninit_headers(head, slots) {
-            Ok(httparse::Status::Complete(len)) => {
-                self.scan = HeadScan::default();
-                let request = self.validate(buf, len, req)?;
-                Ok(Status::Complete((len, request)))
-            }
-            Ok(httparse::Status::Partial) if fresh => match self.scan(buf)? {
+            Ok(httparse::Status::Complete(len)) => match self.validate(buf, len, req) {
+                Ok(request) => {
+                    self.scan = HeadScan::default();
+                    Ok(Status::Complete((len, request)))
+                }
+                Err(e) => Err(self.first_error(buf, len, max_fields).unwrap_or(e)),
+            },
+            Ok(httparse::Status::Partial) if fresh => match self.scan(buf, max_fields)? {
                 // httparse found no end of head where the scanner found one: the line
                 // structure is broken in a way only httparse noticed.
                 Some(_) => Err(ParseError::InvalidRequestLine),
                 None => Ok(Status::Partial),
             },
             Ok(httparse::Status::Partial) => Err(ParseError::InvalidRequestLine),
-            Err(e) => Err(map_httparse_error(e, buf)),
+            Err(e) => {
+                if let Some(first) = self.first_error(buf, head.len(), max_fields) {
+                    return Err(first);
+                }
+                match map_httparse_error(e, head) {
+                    Some(e) => Err(e),
+                    // Undecided until the line ends: remember what was seen and wait.
+                    None => match self.scan(buf, max_fields)? {
+                        Some(_) => Err(ParseError::InvalidVersion),
+                        None => Ok(Status::Partial),
+                    },
+                }
+            }
         }
     }
 
-    /// Scan `buf` from where the previous call stopped for the empty line that ends the head.
-    /// Returns the head's length once it is found.
-    fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, ParseError> {
+    /// The error a byte-by-byte scan of `buf[..end]` from the start finds first, if any. This
+    /// is what a peer sending the same bytes in pieces would have been told.
+    #[cold]
+    fn first_error(&self, buf: &[u8], end: usize, max_fields: usize) -> Option<ParseError> {
+        let mut fresh = RequestParser::new(&self.limits);
+        fresh
+            .scan(buf.get(..end).unwrap_or_default(), max_fields)
+            .err()
+    }
+
+    /// Scan `buf` from where the previous call stopped, one byte at a time: the head's size,
+    /// line endings, each line's length and each byte's class are checked as every byte
+    /// arrives, so the first error in byte order is the one reported however the bytes were
+    /// split. Returns the head's length once its final empty line is in.
+    fn scan(&mut self, buf: &[u8], max_fields: usize) -> Result<Option<usize>, ParseError> {
         let mut pos = self.scan.scanned;
-        while let Some(rel) = buf
-            .get(pos..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-        {
-            let lf = pos + rel;
-            let before = lf.checked_sub(1).and_then(|i| buf.get(i));
-            if before != Some(&b'\r') {
-                return Err(ParseError::BareNewline);
-            }
-            if lf >= self.limits.max_head {
+        while let Some(&b) = buf.get(pos) {
+            if pos >= self.limits.max_head {
                 return Err(ParseError::HeadTooLarge);
             }
-            let line_len = (lf - 1).saturating_sub(self.scan.line_start);
-            self.check_line(line_len)?;
-            if line_len == 0 {
-                if self.scan.past_request_line {
-                    return Ok(Some(lf + 1));
+            let after_cr = pos.checked_sub(1).and_then(|i| buf.get(i)) == Some(&b'\r');
+            match b {
+                b'\n' if !after_cr => return Err(ParseError::BareNewline),
+                b'\n' => {
+                    let line_len = (pos - 1).saturating_sub(self.scan.line_start);
+                    if line_len == 0 {
+                        if self.scan.past_request_line {
+                            return Ok(Some(pos + 1));
+                        }
+                        // An empty line before the request line: RFC 9112 §2.2 lets a server
+                        // skip it.
+                    } else {
+                        if self.scan.past_request_line {
+                            self.scan.fields += 1;
+                            if self.scan.fields > max_fields {
+                                return Err(ParseError::TooManyHeaders);
+                            }
+                        }
+                        self.scan.past_request_line = true;
+                        self.scan.part = Part::Name;
+                    }
+                    self.scan.line_start = pos + 1;
+                    self.scan.part_start = pos + 1;
                 }
-                // An empty line before the request line: RFC 9112 §2.2 lets a server skip it.
-            } else {
-                self.scan.past_request_line = true;
+                _ if after_cr => return Err(ParseError::BareNewline),
+                // Its LF is checked with the next byte.
+                b'\r' => self.line_end(buf, pos)?,
+                _ => {
+                    self.check_line(pos + 1 - self.scan.line_start)?;
+                    self.classify(buf, b, pos)?;
+                }
             }
-            self.scan.line_start = lf + 1;
-            pos = lf + 1;
+            pos += 1;
         }
         self.scan.scanned = buf.len();
-        // The unfinished line: a trailing CR is not content yet.
-        let tail = buf.len().saturating_sub(self.scan.line_start);
-        let tail = if buf.last() == Some(&b'\r') {
-            tail.saturating_sub(1)
-        } else {
-            tail
-        };
-        self.check_line(tail)?;
-        if buf.len() > self.limits.max_head {
-            return Err(ParseError::HeadTooLarge);
-        }
         Ok(None)
+    }
+
+    /// A CR: where a line may end, check what the line holds so far; anywhere else it is an
+    /// error at this byte, as httparse would report it.
+    fn line_end(&self, buf: &[u8], pos: usize) -> Result<(), ParseError> {
+        let empty_line = pos == self.scan.line_start;
+        match self.scan.part {
+            Part::Method | Part::Name if empty_line => Ok(()),
+            Part::Method | Part::Target => Err(ParseError::InvalidRequestLine),
+            Part::Name => Err(ParseError::InvalidHeaderName),
+            Part::Value => Ok(()),
+            Part::Version => match buf.get(self.scan.part_start..pos).unwrap_or_default() {
+                b"HTTP/1.0" | b"HTTP/1.1" => Ok(()),
+                v if v.len() == VERSION_SHAPE.len() => Err(ParseError::UnsupportedVersion),
+                _ => Err(ParseError::InvalidVersion),
+            },
+        }
+    }
+
+    /// Check one byte (not CR or LF) against the part of the line it is in, with exactly the
+    /// byte classes httparse uses, so the scan never refuses what httparse accepts.
+    #[inline]
+    fn classify(&mut self, buf: &[u8], b: u8, pos: usize) -> Result<(), ParseError> {
+        let empty = pos == self.scan.part_start;
+        let next = match self.scan.part {
+            Part::Method if b == b' ' && !empty => Part::Target,
+            Part::Method if is_tchar(b) => Part::Method,
+            Part::Method => return Err(ParseError::InvalidRequestLine),
+            // The target is handed out as `&str`: httparse checks it is UTF-8 where it ends.
+            Part::Target if b == b' ' && !empty => {
+                let target = buf.get(self.scan.part_start..pos).unwrap_or_default();
+                if core::str::from_utf8(target).is_err() {
+                    return Err(ParseError::InvalidRequestLine);
+                }
+                Part::Version
+            }
+            Part::Target if (0x21..=0x7e).contains(&b) || b >= 0x80 => Part::Target,
+            Part::Target => return Err(ParseError::InvalidRequestLine),
+            Part::Version if fits_version_shape(pos - self.scan.part_start, b) => Part::Version,
+            Part::Version => return Err(ParseError::InvalidVersion),
+            Part::Name if b == b':' && !empty => Part::Value,
+            Part::Name if is_tchar(b) => Part::Name,
+            Part::Name => return Err(ParseError::InvalidHeaderName),
+            Part::Value if is_field_value_byte(b) => Part::Value,
+            Part::Value => return Err(ParseError::InvalidHeaderValue),
+        };
+        if next != self.scan.part {
+            self.scan.part = next;
+            self.scan.part_start = pos + 1;
+        }
+        Ok(())
     }
 
     fn check_line(&self, len: usize) -> Result<(), ParseError> {
@@ -266,21 +377,17 @@ impl RequestParser {
         Ok(())
     }
 
-    /// Checks httparse does not make, then the framing decision.
+    /// Checks httparse does not make, then the framing decision. On the fast path this is the
+    /// only code besides httparse that looks at the head, so it works per line, not per byte.
+    #[inline]
     fn validate<'h, 'b>(
         &self,
         buf: &'b [u8],
         len: usize,
         req: httparse::Request<'h, 'b>,
     ) -> Result<Request<'h, 'b>, ParseError> {
-        let head = buf.get(..len).unwrap_or_default();
         if len > self.limits.max_head {
             return Err(ParseError::HeadTooLarge);
-        }
-        // httparse accepts a bare LF as a line ending and rejects every other stray CR or LF,
-        // so the head is all CRLF exactly when it holds as many CRs as LFs.
-        if !crlf_balanced(head) {
-            return Err(ParseError::BareNewline);
         }
         let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
             return Err(ParseError::InvalidRequestLine);
@@ -290,12 +397,23 @@ impl RequestParser {
             1 => Version::Http11,
             _ => return Err(ParseError::UnsupportedVersion),
         };
+        let start = offset(buf, method.as_bytes());
         // httparse requires single spaces, so the line ends 9 bytes (" HTTP/1.x") after the
         // target.
-        let line_len = (offset(buf, target.as_bytes()) + target.len() + 9)
-            .saturating_sub(offset(buf, method.as_bytes()));
-        if line_len > self.limits.max_request_line {
+        let line_end = offset(buf, target.as_bytes()) + target.len() + 9;
+        if line_end.saturating_sub(start) > self.limits.max_request_line {
             return Err(ParseError::RequestLineTooLong);
+        }
+        // httparse accepts a bare LF as a line ending (and rejects every other stray CR or LF),
+        // so check that each LF it accepted follows a CR: the empty lines it skipped before the
+        // request line, the request line's (the field lines' are checked in
+        // `decide_framing`), and the head's last.
+        let leading = buf.get(..start).unwrap_or_default();
+        let crlf = leading.chunks(2).all(|pair| pair == b"\r\n")
+            && buf.get(line_end) == Some(&b'\r')
+            && len.checked_sub(2).and_then(|i| buf.get(i)) == Some(&b'\r');
+        if !crlf {
+            return Err(ParseError::BareNewline);
         }
         check_target(method, target.as_bytes())?;
         let headers: &'h [Header<'b>] = req.headers;
@@ -313,17 +431,6 @@ impl RequestParser {
     }
 }
 
-/// Does `head` hold as many CRs as LFs? Branch-free so it vectorises.
-#[inline]
-fn crlf_balanced(head: &[u8]) -> bool {
-    let (mut cr, mut lf) = (0usize, 0usize);
-    for &b in head {
-        cr += usize::from(b == b'\r');
-        lf += usize::from(b == b'\n');
-    }
-    cr == lf
-}
-
 /// Offset of `part` inside `buf`. Both come from the same allocation; pointer-to-integer
 /// casts are safe, and wrapping keeps a broken assumption from panicking.
 #[inline]
@@ -331,33 +438,59 @@ fn offset(buf: &[u8], part: &[u8]) -> usize {
     (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize)
 }
 
-fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> ParseError {
-    match e {
+/// The error httparse's `e` means for `buf`, or `None` if it cannot be decided until more
+/// bytes arrive.
+fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> Option<ParseError> {
+    Some(match e {
         httparse::Error::HeaderName => ParseError::InvalidHeaderName,
         httparse::Error::HeaderValue => ParseError::InvalidHeaderValue,
         httparse::Error::NewLine => ParseError::BareNewline,
         httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
-        httparse::Error::Version => classify_version(buf),
+        httparse::Error::Version => return classify_version(buf),
         _ => ParseError::InvalidRequestLine,
+    })
+}
+
+/// The shape of `HTTP-version`, with `0` standing for any digit.
+const VERSION_SHAPE: &[u8; 8] = b"HTTP/0.0";
+
+/// May `b` be byte `i` of an `HTTP-version`?
+#[inline]
+fn fits_version_shape(i: usize, b: u8) -> bool {
+    match VERSION_SHAPE.get(i) {
+        Some(b'0') => b.is_ascii_digit(),
+        Some(&s) => b == s,
+        None => false,
     }
 }
 
 /// httparse reports every version but 1.0 and 1.1 alike. A well-formed `HTTP/x.y` we do not
-/// speak is a 505; anything else is a malformed request line (400).
-fn classify_version(buf: &[u8]) -> ParseError {
-    let line_end = buf
+/// speak is a 505; anything else is a malformed request line (400). Until the request line
+/// ends, a version that may still become well-formed is undecided (`None`), so the answer
+/// does not depend on where the bytes were split.
+///
+/// ```notrust
+/// HTTP-version = HTTP-name "/" DIGIT "." DIGIT
+/// ```
+fn classify_version(buf: &[u8]) -> Option<ParseError> {
+    const SHAPE: &[u8; 8] = VERSION_SHAPE;
+    let fits = |v: &[u8]| {
+        v.len() <= SHAPE.len() && v.iter().enumerate().all(|(i, &b)| fits_version_shape(i, b))
+    };
+    let start = buf
         .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
+        .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(buf.len());
-    let line = buf.get(..line_end).unwrap_or_default();
+    let rest = buf.get(start..).unwrap_or_default();
+    let line_end = rest.iter().position(|&b| b == b'\r' || b == b'\n');
+    let line = rest
+        .get(..line_end.unwrap_or(rest.len()))
+        .unwrap_or_default();
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            ParseError::UnsupportedVersion
-        }
-        _ => ParseError::InvalidVersion,
+    match line_end {
+        None if fits(version) => None,
+        _ if version.len() == SHAPE.len() && fits(version) => Some(ParseError::UnsupportedVersion),
+        _ => Some(ParseError::InvalidVersion),
     }
 }
 
@@ -393,30 +526,60 @@ fn check_target(method: &str, target: &[u8]) -> Result<(), ParseError> {
 
 /// Bytes of `uri-host [ ":" port ]` (RFC 3986 §3.2.2): unreserved, pct-encoded, sub-delims,
 /// and the `:` `[` `]` of ports and IP literals.
+// `i < 256` indexes a 256-entry array.
+#[allow(clippy::indexing_slicing)]
+const fn host_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+            );
+        i += 1;
+    }
+    t
+}
+
+static HOST_BYTE: [bool; 256] = host_table();
+
 #[inline]
+// A `u8` cannot index past a 256-entry table.
+#[allow(clippy::indexing_slicing)]
 fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'%'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'['
-                | b']'
-        )
+    HOST_BYTE[usize::from(b)]
+}
+
+/// `name == lower` ignoring ASCII case, for a `name` of tchars and a `lower` of lowercase
+/// letters and `-`: OR-ing 0x20 folds the case of letters and maps no other tchar onto a
+/// letter or `-`. Branch-free over the bytes, so short names compare in a few instructions.
+#[inline(always)]
+fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0u8, |acc, (&a, &b)| acc | ((a | 0x20) ^ b))
+            == 0
 }
 
 /// What the header fields say about the message's framing and the connection.
@@ -458,15 +621,19 @@ fn decide_framing<'b>(
         if line_len > limits.max_header_line {
             return Err(ParseError::HeaderLineTooLong);
         }
+        // The LF httparse accepted after this line must follow a CR.
+        if buf.get(end) != Some(&b'\r') {
+            return Err(ParseError::BareNewline);
+        }
         // Dispatch on length first: one compare rejects almost every other field.
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
+            4 if eq_lower(name, b"host") => {
                 hosts += 1;
                 if !value.iter().all(|&b| is_host_byte(b)) {
                     return Err(ParseError::InvalidHost);
                 }
             }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            14 if eq_lower(name, b"content-length") => {
                 let mut any = false;
                 for element in list_elements(value) {
                     any = true;
@@ -482,18 +649,23 @@ fn decide_framing<'b>(
                     return Err(ParseError::InvalidContentLength);
                 }
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            17 if eq_lower(name, b"transfer-encoding") => {
                 te_lines += 1;
                 transfer_encoding = Some(value);
             }
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+            10 if eq_lower(name, b"connection") => {
+                // Almost every client sends exactly one option.
+                if value.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = true;
+                    continue;
+                }
                 for option in list_elements(value) {
                     close |= option.eq_ignore_ascii_case(b"close");
                     keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
                     conn_upgrade |= option.eq_ignore_ascii_case(b"upgrade");
                 }
             }
-            6 if name.eq_ignore_ascii_case(b"expect") => {
+            6 if eq_lower(name, b"expect") => {
                 for expectation in list_elements(value) {
                     if !expectation.eq_ignore_ascii_case(b"100-continue") {
                         return Err(ParseError::UnsupportedExpectation);
@@ -501,7 +673,7 @@ fn decide_framing<'b>(
                     expect_continue = version == Version::Http11;
                 }
             }
-            7 if name.eq_ignore_ascii_case(b"upgrade") => {
+            7 if eq_lower(name, b"upgrade") => {
                 upgrade = upgrade.or(Some(value));
             }
             _ => {}

@@ -136,7 +136,7 @@ rejects! {
     rejects_bare_lf_leading_line:
         "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n" => BareNewline 400;
     rejects_bare_cr_in_header_value:
-        "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n" => InvalidHeaderValue 400;
+        "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n" => BareNewline 400;
     rejects_bare_cr_in_request_line:
         "GET /\r HTTP/1.1\r\nHost: a\r\n\r\n" => InvalidRequestLine 400;
     rejects_whitespace_before_colon:
@@ -963,6 +963,11 @@ fn expect_continue_is_written_once_before_the_final_response() {
     let mut d = Driver::new(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n");
     d.next().unwrap();
     assert!(!d.conn.write_continue(&mut d.out));
+
+    // No body to wait for: nothing to continue.
+    let mut d = Driver::new(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n");
+    d.next().unwrap();
+    assert!(!d.conn.write_continue(&mut d.out));
 }
 
 #[test]
@@ -1136,4 +1141,132 @@ fn parser_errors_are_sticky_until_reset() {
     parser.reset();
     let mut slots = header_slots::<8>();
     assert!(parser.parse(good, &mut slots).unwrap().is_complete());
+}
+
+/// The outcome of parsing `input` fed in two pieces split at `at` (re-feeding the prefix).
+fn split_outcome(
+    limits: &Limits,
+    input: &[u8],
+    at: usize,
+) -> Result<Option<OwnedRequest>, ParseError> {
+    let mut parser = RequestParser::new(limits);
+    for end in [at, input.len()] {
+        let mut slots = header_slots::<128>();
+        if let Status::Complete((len, req)) = parser.parse(&input[..end], &mut slots)? {
+            return Ok(Some(OwnedRequest::from(len, &req)));
+        }
+    }
+    Ok(None)
+}
+
+#[test]
+fn the_outcome_does_not_depend_on_how_the_bytes_are_split() {
+    let mut tight = Limits::default();
+    tight.max_request_line = 48;
+    let long_line_then_bad_name = format!(
+        "GET /{} HTTP/1.1\r\nBad Name: x\r\nHost: a\r\n\r\n",
+        "a".repeat(60)
+    );
+    let cases: Vec<(Limits, Vec<u8>)> = vec![
+        (Limits::default(), b"\n\0".to_vec()),
+        (Limits::default(), b"T\xff".to_vec()),
+        (
+            Limits::default(),
+            b"GET / HTTP/1.1\r\nHost: a\r\nX\x01: y\r\n\r\n".to_vec(),
+        ),
+        (
+            Limits::default(),
+            b"GET / HTTP/1.1\r\nHo st: a\r\n\r\n".to_vec(),
+        ),
+        (
+            Limits::default(),
+            b"GET / HTTP/9.9\r\nHost: a\r\n\r\n".to_vec(),
+        ),
+        (
+            Limits::default(),
+            b"GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n".to_vec(),
+        ),
+        (
+            Limits::default(),
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\r\n".to_vec(),
+        ),
+        (
+            Limits::default(),
+            b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
+        ),
+        (Limits::default(), b"GET /\r\nHost: a\r\n".to_vec()),
+        (
+            Limits::default(),
+            b"GET / HTTP/1.1x\r\nHost: a\r\n".to_vec(),
+        ),
+        (
+            Limits::default(),
+            b"GET / HTTP/1.2\r\nHost: a\r\n\r\n".to_vec(),
+        ),
+        (
+            Limits::default(),
+            b"GET / HTTP/1\r\nHost: a\r\n\r\n".to_vec(),
+        ),
+        (Limits::default(), b"GET\r\nHost: a\r\n".to_vec()),
+        (Limits::default(), b"GET / HTTP/1.1\r\nHost\r\n".to_vec()),
+        (tight, long_line_then_bad_name.into_bytes()),
+    ];
+    let mut few = Limits::default();
+    few.max_headers = 2;
+    let mut cases = cases;
+    cases.push((
+        few,
+        b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC".to_vec(),
+    ));
+    cases.push((
+        few,
+        b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n".to_vec(),
+    ));
+    for (limits, input) in &cases {
+        let mut slots = header_slots::<128>();
+        let whole = RequestParser::new(limits)
+            .parse(input, &mut slots)
+            .map(|s| match s {
+                Status::Complete((len, req)) => Some(OwnedRequest::from(len, &req)),
+                Status::Partial => None,
+            });
+        for at in 0..=input.len() {
+            assert_eq!(
+                split_outcome(limits, input, at),
+                whole,
+                "{:?} split at {at}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        assert_eq!(
+            drip(limits, input),
+            whole,
+            "{:?} dripped",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
+#[test]
+fn junk_is_refused_as_it_arrives_not_when_the_head_ends() {
+    let mut parser = RequestParser::new(&Limits::default());
+    let mut slots = header_slots::<8>();
+    assert!(parser.parse(b"T", &mut slots).unwrap().is_partial());
+    let mut slots = header_slots::<8>();
+    assert_eq!(
+        parser.parse(b"T\xff", &mut slots).map(|_| ()),
+        Err(ParseError::InvalidRequestLine)
+    );
+    let mut parser = RequestParser::new(&Limits::default());
+    let mut slots = header_slots::<8>();
+    assert!(parser
+        .parse(b"GET / HTTP/1.1\r\nHost: a\r\nX-A", &mut slots)
+        .unwrap()
+        .is_partial());
+    let mut slots = header_slots::<8>();
+    let more = b"GET / HTTP/1.1\r\nHost: a\r\nX-A\x00";
+    assert_eq!(
+        parser.parse(more, &mut slots).map(|_| ()),
+        Err(ParseError::InvalidHeaderName)
+    );
 }

@@ -253,3 +253,25 @@ fn end_is_reported_again_after_completion() {
     assert_eq!(dec.decode(b"NEXT").unwrap().0, 0);
     assert_eq!(dec.body_len(), 0);
 }
+
+#[test]
+fn trailer_errors_come_in_byte_order_however_the_bytes_are_split() {
+    let mut l = Limits::default();
+    l.max_trailers = 8;
+    for input in [
+        &b"0\r\nX: a\rbcdefgh"[..],
+        b"0\r\nX: aaaaaaaaaaaa\rb\r\n\r\n",
+        b"0\r\nbad line!\r\n\r\n",
+    ] {
+        let mut whole = ChunkedDecoder::new(&l);
+        let expected = whole.decode(input).map(|(n, _)| n);
+        assert!(expected.is_err(), "{input:?}");
+        for split in 0..input.len() {
+            let mut dec = ChunkedDecoder::new(&l);
+            let got = dec
+                .decode(&input[..split])
+                .and_then(|(used, _)| dec.decode(&input[used..]).map(|(n, _)| n));
+            assert_eq!(got, expected, "{input:?} split at {split}");
+        }
+    }
+}
