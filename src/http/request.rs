@@ -229,7 +229,9 @@ impl RequestParser {
         match req.parse_with_uninit_headers(head, slots) {
             Ok(httparse::Status::Complete(len)) => match self.validate(buf, len, req) {
                 Ok(request) => {
-                    self.scan = HeadScan::default();
+                    if !fresh {
+                        self.scan = HeadScan::default();
+                    }
                     Ok(Status::Complete((len, request)))
                 }
                 Err(e) => Err(self.first_error(buf, len, max_fields).unwrap_or(e)),
@@ -260,6 +262,7 @@ impl RequestParser {
     /// The error a byte-by-byte scan of `buf[..end]` from the start finds first, if any. This
     /// is what a peer sending the same bytes in pieces would have been told.
     #[cold]
+    #[inline(never)]
     fn first_error(&self, buf: &[u8], end: usize, max_fields: usize) -> Option<ParseError> {
         let mut fresh = RequestParser::new(&self.limits);
         fresh
@@ -271,6 +274,7 @@ impl RequestParser {
     /// line endings, each line's length and each byte's class are checked as every byte
     /// arrives, so the first error in byte order is the one reported however the bytes were
     /// split. Returns the head's length once its final empty line is in.
+    #[inline(never)]
     fn scan(&mut self, buf: &[u8], max_fields: usize) -> Result<Option<usize>, ParseError> {
         let mut pos = self.scan.scanned;
         while let Some(&b) = buf.get(pos) {
@@ -406,16 +410,20 @@ impl RequestParser {
         }
         // httparse accepts a bare LF as a line ending (and rejects every other stray CR or LF),
         // so check that each LF it accepted follows a CR: the empty lines it skipped before the
-        // request line, the request line's (the field lines' are checked in
-        // `decide_framing`), and the head's last.
+        // request line, the request line's, the last line's and the head's final one (each
+        // field line's is checked in `decide_framing`).
         let leading = buf.get(..start).unwrap_or_default();
         let crlf = leading.chunks(2).all(|pair| pair == b"\r\n")
             && buf.get(line_end) == Some(&b'\r')
-            && len.checked_sub(2).and_then(|i| buf.get(i)) == Some(&b'\r');
+            && len.checked_sub(2).and_then(|i| buf.get(i)) == Some(&b'\r')
+            && len.checked_sub(4).and_then(|i| buf.get(i)) == Some(&b'\r');
         if !crlf {
             return Err(ParseError::BareNewline);
         }
-        check_target(method, target.as_bytes())?;
+        // Origin form, by far the most common, is checked here; the rest out of line.
+        if !(target.as_bytes().first() == Some(&b'/') && method != "CONNECT") {
+            check_target(method, target.as_bytes())?;
+        }
         let headers: &'h [Header<'b>] = req.headers;
         let framing = decide_framing(version, headers, buf, len, &self.limits)?;
         Ok(Request {
@@ -440,6 +448,8 @@ fn offset(buf: &[u8], part: &[u8]) -> usize {
 
 /// The error httparse's `e` means for `buf`, or `None` if it cannot be decided until more
 /// bytes arrive.
+#[cold]
+#[inline(never)]
 fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> Option<ParseError> {
     Some(match e {
         httparse::Error::HeaderName => ParseError::InvalidHeaderName,
@@ -499,6 +509,7 @@ fn classify_version(buf: &[u8]) -> Option<ParseError> {
 /// ```notrust
 /// request-target = origin-form / absolute-form / authority-form / asterisk-form
 /// ```
+#[cold]
 fn check_target(method: &str, target: &[u8]) -> Result<(), ParseError> {
     let ok = match target {
         [b'/', ..] => method != "CONNECT",
@@ -569,17 +580,77 @@ fn is_host_byte(b: u8) -> bool {
     HOST_BYTE[usize::from(b)]
 }
 
-/// `name == lower` ignoring ASCII case, for a `name` of tchars and a `lower` of lowercase
-/// letters and `-`: OR-ing 0x20 folds the case of letters and maps no other tchar onto a
-/// letter or `-`. Branch-free over the bytes, so short names compare in a few instructions.
-#[inline(always)]
+/// Is every byte of `value` a [host byte](is_host_byte)? Eight bytes per step without
+/// branches: a Host value is checked on every request.
+#[inline]
+fn is_host(value: &[u8]) -> bool {
+    let mut ok = true;
+    let mut words = value.chunks_exact(8);
+    for word in &mut words {
+        for &b in word {
+            ok &= is_host_byte(b);
+        }
+    }
+    for &b in words.remainder() {
+        ok &= is_host_byte(b);
+    }
+    ok
+}
+
+/// `name == lower` ignoring ASCII case, for a `lower` of lowercase letters and `-`, and a
+/// `name` that holds no CR (every field name and value): OR-ing 0x20 folds the case of letters
+/// and maps no other byte but CR onto a letter or `-`. Compares whole words, two overlapping
+/// loads per side, so with a literal `lower` it is a handful of instructions.
+#[inline]
 fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
-    name.len() == lower.len()
-        && name
-            .iter()
-            .zip(lower)
-            .fold(0u8, |acc, (&a, &b)| acc | ((a | 0x20) ^ b))
-            == 0
+    const FOLD8: u64 = 0x2020_2020_2020_2020;
+    const FOLD4: u32 = 0x2020_2020;
+    if name.len() != lower.len() {
+        return false;
+    }
+    if let (Some(a), Some(b), Some(c), Some(d)) = (
+        name.first_chunk::<8>(),
+        lower.first_chunk::<8>(),
+        name.last_chunk::<8>(),
+        lower.last_chunk::<8>(),
+    ) {
+        return (u64::from_le_bytes(*a) | FOLD8) == u64::from_le_bytes(*b)
+            && (u64::from_le_bytes(*c) | FOLD8) == u64::from_le_bytes(*d);
+    }
+    if let (Some(a), Some(b), Some(c), Some(d)) = (
+        name.first_chunk::<4>(),
+        lower.first_chunk::<4>(),
+        name.last_chunk::<4>(),
+        lower.last_chunk::<4>(),
+    ) {
+        return (u32::from_le_bytes(*a) | FOLD4) == u32::from_le_bytes(*b)
+            && (u32::from_le_bytes(*c) | FOLD4) == u32::from_le_bytes(*d);
+    }
+    name.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+}
+
+/// Check every field line against [`Limits::max_header_line`]. A line runs to the CRLF before
+/// the next field, or before the head's final CRLF CRLF: trailing whitespace counts, exactly as
+/// when the head is scanned in pieces.
+#[cold]
+fn check_line_lengths(
+    headers: &[Header<'_>],
+    buf: &[u8],
+    head_len: usize,
+    limits: &Limits,
+) -> Result<(), ParseError> {
+    for (i, h) in headers.iter().enumerate() {
+        let start = offset(buf, h.name.as_bytes());
+        let end = headers
+            .get(i + 1)
+            .map_or(head_len.saturating_sub(4), |next| {
+                offset(buf, next.name.as_bytes()).saturating_sub(2)
+            });
+        if end.saturating_sub(start) > limits.max_header_line {
+            return Err(ParseError::HeaderLineTooLong);
+        }
+    }
+    Ok(())
 }
 
 /// What the header fields say about the message's framing and the connection.
@@ -592,6 +663,7 @@ struct Framing<'b> {
 
 /// RFC 9112 §6.3 for requests, strict where leniency lets two parsers disagree about where a
 /// message ends (request smuggling).
+#[inline]
 fn decide_framing<'b>(
     version: Version,
     headers: &[Header<'b>],
@@ -607,33 +679,29 @@ fn decide_framing<'b>(
     let mut expect_continue = false;
     let mut upgrade = None;
 
-    for (i, h) in headers.iter().enumerate() {
+    // No line can be longer than the head, so lines are measured only in heads over the limit.
+    if head_len > limits.max_header_line {
+        check_line_lengths(headers, buf, head_len, limits)?;
+    }
+    for h in headers {
         let name = h.name.as_bytes();
         let value = h.value;
-        // The line runs to the CRLF before the next field, or before the head's final CRLF
-        // CRLF: trailing whitespace counts, exactly as when the head is scanned in pieces.
-        let end = headers
-            .get(i + 1)
-            .map_or(head_len.saturating_sub(4), |next| {
-                offset(buf, next.name.as_bytes()).saturating_sub(2)
-            });
-        let line_len = end.saturating_sub(offset(buf, name));
-        if line_len > limits.max_header_line {
-            return Err(ParseError::HeaderLineTooLong);
-        }
-        // The LF httparse accepted after this line must follow a CR.
-        if buf.get(end) != Some(&b'\r') {
+        // The LF httparse accepted before this line must follow a CR. (The last line's is
+        // checked with the head's end in `validate`.) Wrapping turns a start below 2 into an
+        // index past the end.
+        if buf.get(offset(buf, name).wrapping_sub(2)) != Some(&b'\r') {
             return Err(ParseError::BareNewline);
         }
-        // Dispatch on length first: one compare rejects almost every other field.
-        match name.len() {
-            4 if eq_lower(name, b"host") => {
+        // Dispatch on length and first letter: one jump rejects almost every other field.
+        let first = name.first().map_or(0, |&b| b | 0x20);
+        match (name.len(), first) {
+            (4, b'h') if eq_lower(name, b"host") => {
                 hosts += 1;
-                if !value.iter().all(|&b| is_host_byte(b)) {
+                if !is_host(value) {
                     return Err(ParseError::InvalidHost);
                 }
             }
-            14 if eq_lower(name, b"content-length") => {
+            (14, b'c') if eq_lower(name, b"content-length") => {
                 let mut any = false;
                 for element in list_elements(value) {
                     any = true;
@@ -649,14 +717,18 @@ fn decide_framing<'b>(
                     return Err(ParseError::InvalidContentLength);
                 }
             }
-            17 if eq_lower(name, b"transfer-encoding") => {
+            (17, b't') if eq_lower(name, b"transfer-encoding") => {
                 te_lines += 1;
                 transfer_encoding = Some(value);
             }
-            10 if eq_lower(name, b"connection") => {
+            (10, b'c') if eq_lower(name, b"connection") => {
                 // Almost every client sends exactly one option.
-                if value.eq_ignore_ascii_case(b"keep-alive") {
+                if eq_lower(value, b"keep-alive") {
                     keep_alive = true;
+                    continue;
+                }
+                if eq_lower(value, b"close") {
+                    close = true;
                     continue;
                 }
                 for option in list_elements(value) {
@@ -665,7 +737,7 @@ fn decide_framing<'b>(
                     conn_upgrade |= option.eq_ignore_ascii_case(b"upgrade");
                 }
             }
-            6 if eq_lower(name, b"expect") => {
+            (6, b'e') if eq_lower(name, b"expect") => {
                 for expectation in list_elements(value) {
                     if !expectation.eq_ignore_ascii_case(b"100-continue") {
                         return Err(ParseError::UnsupportedExpectation);
@@ -673,7 +745,7 @@ fn decide_framing<'b>(
                     expect_continue = version == Version::Http11;
                 }
             }
-            7 if eq_lower(name, b"upgrade") => {
+            (7, b'u') if eq_lower(name, b"upgrade") => {
                 upgrade = upgrade.or(Some(value));
             }
             _ => {}
