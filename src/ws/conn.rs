@@ -677,15 +677,17 @@ impl Conn {
     ///
     /// # Errors
     ///
-    /// As [`Conn::send`]. A client cannot use this: its frames are masked, so the payload
-    /// must be copied anyway ([`SendError::FragmentMismatch`] is never returned for that;
-    /// the client role gets [`SendError::Closing`] only when closing).
+    /// As [`Conn::send`], and [`SendError::MaskRequired`] in the client role, whose frames are
+    /// masked and so must be copied anyway: use [`Conn::send`] there.
     pub fn data_header(
         &mut self,
         kind: MessageKind,
         len: u64,
         fin: bool,
     ) -> Result<([u8; MAX_HEADER_LEN], usize), SendError> {
+        if self.role == Role::Client {
+            return Err(SendError::MaskRequired);
+        }
         if self.state != State::Open {
             return Err(SendError::Closing);
         }
@@ -703,7 +705,7 @@ impl Conn {
             rsv2: false,
             rsv3: false,
             opcode,
-            mask: self.next_mask(),
+            mask: None,
             payload_len: len,
         };
         let n = header.encode(&mut out);

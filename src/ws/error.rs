@@ -129,6 +129,8 @@ pub enum SendError {
     /// A fragment of a different kind than the message in progress, or a new message while a
     /// fragmented one is unfinished.
     FragmentMismatch,
+    /// An unmasked header was asked of a client, which must mask every frame.
+    MaskRequired,
 }
 
 impl fmt::Display for SendError {
@@ -139,6 +141,7 @@ impl fmt::Display for SendError {
             ControlTooLong => "control payload over 125 bytes",
             InvalidCloseCode => "this close code may not be sent",
             FragmentMismatch => "fragment does not continue the message in progress",
+            MaskRequired => "a client must mask every frame",
         })
     }
 }

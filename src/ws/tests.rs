@@ -526,4 +526,10 @@ fn data_header_lets_a_server_send_the_payload_separately() {
     let mut s = server();
     let (head, n) = s.data_header(MessageKind::Binary, 70_000, true).unwrap();
     assert_eq!(&head[..n], &[0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+    assert_eq!(
+        client()
+            .data_header(MessageKind::Binary, 1, true)
+            .map(|_| ()),
+        Err(SendError::MaskRequired)
+    );
 }
