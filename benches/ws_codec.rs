@@ -11,6 +11,9 @@
 //!   includes copying them into its own buffer, as reading a socket would);
 //! - `copy` (64 KiB groups only): `copy_from_slice` of the payload, the memory-speed reference.
 //!
+//! Text of 16 B is an ASCII JSON object; larger text mixes ASCII with 2- and 3-byte characters,
+//! and `text_ascii/65536` is the same size all in ASCII.
+//!
 //! Setup (restoring the masked input, building tungstenite's stream) is excluded from timing.
 
 use std::hint::black_box;
@@ -41,7 +44,7 @@ impl Write for MockIo {
 }
 
 /// `count` masked frames of `size` payload bytes each.
-fn batch(kind: MessageKind, size: usize, count: usize) -> Vec<u8> {
+fn batch(kind: MessageKind, size: usize, count: usize, ascii: bool) -> Vec<u8> {
     let mut state = 0x2545_f491u32;
     let mut client = Conn::client(
         &Limits::default(),
@@ -55,7 +58,7 @@ fn batch(kind: MessageKind, size: usize, count: usize) -> Vec<u8> {
     // Text: a small message is an ASCII JSON object, as most small WebSocket messages are;
     // larger ones are chat-like JSON mixing ASCII with 2- and 3-byte characters, so the UTF-8
     // check does real work.
-    let pattern = if size <= 64 {
+    let pattern = if size <= 64 || ascii {
         r#"{"op":"tick","seq":42,"ok":true}"#
     } else {
         r#"{"from":"zoë","text":"on my way ✓ see you at the café","ts":1700000000},"#
@@ -87,12 +90,13 @@ fn limits() -> Limits {
     l
 }
 
-fn bench_case(c: &mut Criterion, kind: MessageKind, size: usize) {
+fn bench_case(c: &mut Criterion, kind: MessageKind, size: usize, ascii: bool) {
     let count = (65_536 / size).max(1);
-    let wire = batch(kind, size, count);
+    let wire = batch(kind, size, count, ascii);
     let name = format!(
         "ws_decode/{}/{size}",
         match kind {
+            MessageKind::Text if ascii => "text_ascii",
             MessageKind::Text => "text",
             MessageKind::Binary => "binary",
         }
@@ -162,10 +166,15 @@ fn bench_case(c: &mut Criterion, kind: MessageKind, size: usize) {
 fn ws_decode(c: &mut Criterion) {
     for kind in [MessageKind::Text, MessageKind::Binary] {
         for size in [16, 1024, 65_536] {
-            bench_case(c, kind, size);
+            bench_case(c, kind, size, false);
         }
     }
 }
 
-criterion_group!(benches, ws_decode);
+/// Text that is all ASCII (JSON, mostly), where validation can run at memory speed.
+fn ws_decode_ascii(c: &mut Criterion) {
+    bench_case(c, MessageKind::Text, 65_536, true);
+}
+
+criterion_group!(benches, ws_decode, ws_decode_ascii);
 criterion_main!(benches);
