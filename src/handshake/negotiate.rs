@@ -9,6 +9,7 @@
 //! ```
 
 use super::HandshakeError;
+use crate::http::token::{is_tchar, trim_ows};
 use crate::http::Header;
 
 /// Most extension offers (or parameters of one offer) berth looks at before refusing the
@@ -21,7 +22,7 @@ pub(crate) fn protocols<'h, 'b>(headers: &'h [Header<'b>]) -> impl Iterator<Item
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
         .flat_map(|h| h.value.split(|&b| b == b','))
-        .map(trim)
+        .map(trim_ows)
         .filter(|p| !p.is_empty())
         .filter_map(|p| core::str::from_utf8(p).ok())
 }
@@ -41,18 +42,18 @@ impl<'b> ExtensionOffer<'b> {
     pub fn params(&self) -> impl Iterator<Item = (&'b str, Option<&'b str>)> {
         self.params
             .split(|&b| b == b';')
-            .map(trim)
+            .map(trim_ows)
             .filter(|p| !p.is_empty())
             .filter_map(|p| {
                 let (name, value) = match p.iter().position(|&b| b == b'=') {
                     Some(i) => {
                         let (n, v) = p.split_at_checked(i)?;
-                        let v = trim(v.get(1..)?);
+                        let v = trim_ows(v.get(1..)?);
                         let v = v
                             .strip_prefix(b"\"")
                             .and_then(|v| v.strip_suffix(b"\""))
                             .unwrap_or(v);
-                        (trim(n), Some(core::str::from_utf8(v).ok()?))
+                        (trim_ows(n), Some(core::str::from_utf8(v).ok()?))
                     }
                     None => (p, None),
                 };
@@ -181,22 +182,6 @@ fn skip_ows(s: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    s.get(start..end).unwrap_or_default()
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use super::accept_key::{accept_key, is_valid_key};
 use super::negotiate::{extensions, protocols, ExtensionOffer, MAX_EXTENSION_ITEMS};
 use super::HandshakeError;
+use crate::http::token::trim_ows;
 use crate::http::{BodyKind, Header, Request, Version};
 
 /// A validated WebSocket upgrade request, borrowing the parsed [`Request`].
@@ -50,7 +51,7 @@ impl<'h, 'b> Upgrade<'h, 'b> {
         }
         let is_websocket = req.upgrade.is_some_and(|u| {
             u.split(|&b| b == b',')
-                .any(|p| trim(p).eq_ignore_ascii_case(b"websocket"))
+                .any(|p| trim_ows(p).eq_ignore_ascii_case(b"websocket"))
         });
         if !is_websocket {
             return Err(HandshakeError::NotAnUpgrade);
@@ -167,16 +168,4 @@ impl<'a> core::ops::Deref for AcceptHeaders<'a> {
     fn deref(&self) -> &Self::Target {
         self.fields.get(..self.len).unwrap_or_default()
     }
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |i| i + 1);
-    s.get(start..end).unwrap_or_default()
 }

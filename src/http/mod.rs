@@ -30,7 +30,7 @@ mod conn;
 mod error;
 mod request;
 mod response;
-mod token;
+pub(crate) mod token;
 
 pub use body::{BodyKind, Chunk, ChunkedDecoder, Trailers};
 pub use conn::{Event, ServerConn};

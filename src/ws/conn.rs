@@ -658,6 +658,14 @@ impl Conn {
         fin: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), SendError> {
+        let opcode = self.start_data_frame(kind, fin)?;
+        self.write_frame(opcode, fin, payload, out);
+        Ok(())
+    }
+
+    /// The opcode of the next data frame of `kind`, checked against the message in progress;
+    /// records whether a fragmented message continues after it.
+    fn start_data_frame(&mut self, kind: MessageKind, fin: bool) -> Result<OpCode, SendError> {
         if self.state != State::Open {
             return Err(SendError::Closing);
         }
@@ -668,8 +676,7 @@ impl Conn {
             _ => return Err(SendError::FragmentMismatch),
         };
         self.sending = if fin { None } else { Some(kind) };
-        self.write_frame(opcode, fin, payload, out);
-        Ok(())
+        Ok(opcode)
     }
 
     /// The header for an unmasked data frame of `len` bytes, for a server that sends header
@@ -688,16 +695,7 @@ impl Conn {
         if self.role == Role::Client {
             return Err(SendError::MaskRequired);
         }
-        if self.state != State::Open {
-            return Err(SendError::Closing);
-        }
-        let opcode = match (self.sending, kind) {
-            (None, MessageKind::Text) => OpCode::Text,
-            (None, MessageKind::Binary) => OpCode::Binary,
-            (Some(current), kind) if current == kind => OpCode::Continuation,
-            _ => return Err(SendError::FragmentMismatch),
-        };
-        self.sending = if fin { None } else { Some(kind) };
+        let opcode = self.start_data_frame(kind, fin)?;
         let mut out = [0u8; MAX_HEADER_LEN];
         let header = FrameHeader {
             fin,
