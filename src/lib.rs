@@ -4,8 +4,8 @@
 //! but a TCP load balancer.
 //!
 //! berth is built in two layers. The lower layer decides what bytes mean; the upper layer moves
-//! them. The lower layer — [`http`] today — is *sans-I/O*: it never touches a socket, a clock,
-//! TLS or a thread. It takes the bytes received so far and returns events and the number of
+//! them. The lower layer — [`http`], [`ws`] and [`handshake`] — is *sans-I/O*: it never touches
+//! a socket, a clock, TLS or a thread. It takes the bytes received so far and returns events and the number of
 //! bytes it consumed; it writes what must be sent into a buffer the caller owns. That is what
 //! lets it be tested deterministically, fuzzed without sockets, and benchmarked alone.
 //!
@@ -17,8 +17,12 @@
 //! ```
 //!
 //! Every limit on what a peer may send lives in [`Limits`], and every way a peer can break the
-//! protocol is an [`http::ParseError`] that knows its status code. Nothing a peer sends can
-//! panic the core or make it grow without bound.
+//! protocol is an error that knows its answer: [`http::ParseError::status`],
+//! [`ws::ProtocolError::close_code`], [`handshake::HandshakeError::status`]. Nothing a peer sends
+//! can panic the core or make it grow without bound.
+//!
+//! [`platform`] reads the hosting platform's conventions (the HTTP port, `environment.json`).
+//! The `mio` runtime that moves the bytes is the next piece of work.
 //!
 //! ## Example
 //!
@@ -69,6 +73,7 @@
 pub mod handshake;
 pub mod http;
 pub mod limits;
+pub mod platform;
 pub mod ws;
 
 pub use limits::Limits;
