@@ -253,6 +253,23 @@ impl Conn {
         self.role
     }
 
+    /// Bytes of memory the reassembly buffer holds on to, whether or not a message is in it.
+    /// It grows to the largest fragmented message seen (at most [`Limits::max_message`]) and
+    /// keeps that capacity so later messages reassemble without allocating.
+    pub fn buffer_capacity(&self) -> usize {
+        self.message.capacity()
+    }
+
+    /// Give the reassembly buffer's memory back, for a connection going idle. A message in
+    /// progress keeps its bytes; a delivered one is dropped.
+    pub fn shrink_buffers(&mut self) {
+        if self.delivered {
+            self.message.clear();
+            self.delivered = false;
+        }
+        self.message.shrink();
+    }
+
     /// Bytes of a partly received message held in the reassembly buffer.
     pub fn buffered(&self) -> usize {
         if self.delivered {

@@ -533,3 +533,21 @@ fn data_header_lets_a_server_send_the_payload_separately() {
         Err(SendError::MaskRequired)
     );
 }
+
+#[test]
+fn an_idle_connection_can_give_its_reassembly_memory_back() {
+    let mut s = server();
+    let input = [masked(2, false, &[1; 5000]), masked(0, true, &[2; 5000])].concat();
+    let (evs, _) = events(&mut s, &input);
+    assert_eq!(evs.len(), 1);
+    assert!(s.buffer_capacity() >= 10_000);
+    s.shrink_buffers();
+    assert_eq!(s.buffer_capacity(), 0);
+    // A message in progress keeps its bytes.
+    let (_, e) = events(&mut s, &masked(2, false, b"part"));
+    assert_eq!(e, None);
+    s.shrink_buffers();
+    assert_eq!(s.buffered(), 4);
+    let (evs, _) = events(&mut s, &masked(0, true, b"!"));
+    assert_eq!(evs, [Ev::Binary(b"part!".to_vec())]);
+}

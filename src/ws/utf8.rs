@@ -127,6 +127,16 @@ impl Reassembly {
         self.start(false);
     }
 
+    /// Give the buffer's memory back to the allocator, keeping what it holds.
+    pub(crate) fn shrink(&mut self) {
+        self.bytes.shrink_to_fit();
+    }
+
+    /// Bytes of memory the buffer holds on to.
+    pub(crate) fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
     /// Append a piece, validating it first if this is text.
     pub(crate) fn push(&mut self, piece: &[u8]) -> Result<(), Invalid> {
         self.complete_text = false;
