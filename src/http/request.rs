@@ -671,21 +671,19 @@ fn decide_framing<'b>(
     head_len: usize,
     limits: &Limits,
 ) -> Result<Framing<'b>, ParseError> {
-    let mut hosts = 0u32;
-    let mut content_length: Option<u64> = None;
-    let mut transfer_encoding: Option<&[u8]> = None;
-    let mut te_lines = 0u32;
-    let (mut close, mut keep_alive, mut conn_upgrade) = (false, false, false);
-    let mut expect_continue = false;
-    let mut upgrade = None;
-
     // No line can be longer than the head, so lines are measured only in heads over the limit.
     if head_len > limits.max_header_line {
         check_line_lengths(headers, buf, head_len, limits)?;
     }
+    // One pass over the fields notes where the framing fields are; what they say is read after
+    // it, mostly from the single line of each kind that a normal request has.
+    let (mut host, mut hosts) = (None, 0u32);
+    let (mut connection, mut connections) = (None, 0u32);
+    let (mut transfer_encoding, mut te_lines) = (None, 0u32);
+    let (mut content_lengths, mut expects) = (0u32, 0u32);
+    let mut upgrade = None;
     for h in headers {
         let name = h.name.as_bytes();
-        let value = h.value;
         // The LF httparse accepted before this line must follow a CR. (The last line's is
         // checked with the head's end in `validate`.) Wrapping turns a start below 2 into an
         // index past the end.
@@ -697,57 +695,19 @@ fn decide_framing<'b>(
         match (name.len(), first) {
             (4, b'h') if eq_lower(name, b"host") => {
                 hosts += 1;
-                if !is_host(value) {
-                    return Err(ParseError::InvalidHost);
-                }
-            }
-            (14, b'c') if eq_lower(name, b"content-length") => {
-                let mut any = false;
-                for element in list_elements(value) {
-                    any = true;
-                    let n = parse_decimal(element).ok_or(ParseError::InvalidContentLength)?;
-                    match content_length {
-                        Some(previous) if previous != n => {
-                            return Err(ParseError::ConflictingContentLength)
-                        }
-                        _ => content_length = Some(n),
-                    }
-                }
-                if !any {
-                    return Err(ParseError::InvalidContentLength);
-                }
-            }
-            (17, b't') if eq_lower(name, b"transfer-encoding") => {
-                te_lines += 1;
-                transfer_encoding = Some(value);
+                host = host.or(Some(h.value));
             }
             (10, b'c') if eq_lower(name, b"connection") => {
-                // Almost every client sends exactly one option.
-                if eq_lower(value, b"keep-alive") {
-                    keep_alive = true;
-                    continue;
-                }
-                if eq_lower(value, b"close") {
-                    close = true;
-                    continue;
-                }
-                for option in list_elements(value) {
-                    close |= option.eq_ignore_ascii_case(b"close");
-                    keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
-                    conn_upgrade |= option.eq_ignore_ascii_case(b"upgrade");
-                }
+                connections += 1;
+                connection = connection.or(Some(h.value));
             }
-            (6, b'e') if eq_lower(name, b"expect") => {
-                for expectation in list_elements(value) {
-                    if !expectation.eq_ignore_ascii_case(b"100-continue") {
-                        return Err(ParseError::UnsupportedExpectation);
-                    }
-                    expect_continue = version == Version::Http11;
-                }
+            (14, b'c') if eq_lower(name, b"content-length") => content_lengths += 1,
+            (17, b't') if eq_lower(name, b"transfer-encoding") => {
+                te_lines += 1;
+                transfer_encoding = transfer_encoding.or(Some(h.value));
             }
-            (7, b'u') if eq_lower(name, b"upgrade") => {
-                upgrade = upgrade.or(Some(value));
-            }
+            (6, b'e') if eq_lower(name, b"expect") => expects += 1,
+            (7, b'u') if eq_lower(name, b"upgrade") => upgrade = upgrade.or(Some(h.value)),
             _ => {}
         }
     }
@@ -756,6 +716,40 @@ fn decide_framing<'b>(
         (_, 2..) => return Err(ParseError::DuplicateHost),
         (Version::Http11, 0) => return Err(ParseError::MissingHost),
         _ => {}
+    }
+    if !host.map_or(true, is_host) {
+        return Err(ParseError::InvalidHost);
+    }
+
+    let (mut close, mut keep_alive, mut conn_upgrade) = (false, false, false);
+    match (connections, connection) {
+        // Almost every client sends exactly one option.
+        (1, Some(v)) if eq_lower(v, b"keep-alive") => keep_alive = true,
+        (1, Some(v)) if eq_lower(v, b"close") => close = true,
+        (0, _) => {}
+        _ => {
+            for option in field_values(headers, "connection").flat_map(list_elements) {
+                close |= option.eq_ignore_ascii_case(b"close");
+                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                conn_upgrade |= option.eq_ignore_ascii_case(b"upgrade");
+            }
+        }
+    }
+
+    let content_length = if content_lengths > 0 {
+        content_length(headers)?
+    } else {
+        None
+    };
+
+    let mut expect_continue = false;
+    if expects > 0 {
+        for expectation in field_values(headers, "expect").flat_map(list_elements) {
+            if !expectation.eq_ignore_ascii_case(b"100-continue") {
+                return Err(ParseError::UnsupportedExpectation);
+            }
+            expect_continue = version == Version::Http11;
+        }
     }
 
     let body = match (transfer_encoding, content_length) {
@@ -786,6 +780,39 @@ fn decide_framing<'b>(
         expect_continue,
         upgrade: upgrade.filter(|_| conn_upgrade && version == Version::Http11),
     })
+}
+
+/// The values of every field named `name` (lowercase), in order.
+fn field_values<'h, 'b>(
+    headers: &'h [Header<'b>],
+    name: &'static str,
+) -> impl Iterator<Item = &'b [u8]> + 'h {
+    headers
+        .iter()
+        .filter(move |h| eq_lower(h.name.as_bytes(), name.as_bytes()))
+        .map(|h| h.value)
+}
+
+/// The `Content-Length` of the request: every element of every line must be digits, and all of
+/// them the same number (RFC 9112 §6.3, rule 5; RFC 9110 §8.6).
+#[cold]
+fn content_length(headers: &[Header<'_>]) -> Result<Option<u64>, ParseError> {
+    let mut length = None;
+    for value in field_values(headers, "content-length") {
+        let mut any = false;
+        for element in list_elements(value) {
+            any = true;
+            let n = parse_decimal(element).ok_or(ParseError::InvalidContentLength)?;
+            match length {
+                Some(previous) if previous != n => return Err(ParseError::ConflictingContentLength),
+                _ => length = Some(n),
+            }
+        }
+        if !any {
+            return Err(ParseError::InvalidContentLength);
+        }
+    }
+    Ok(length)
 }
 
 /// The only coding berth decodes is `chunked`, and it must come last and once.
