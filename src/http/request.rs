@@ -9,7 +9,9 @@
 use core::mem::MaybeUninit;
 
 use super::body::BodyKind;
-use super::token::{is_field_value_byte, is_tchar, list_elements, parse_decimal, trim_ows};
+use super::token::{
+    alnum_and, is_field_value_byte, is_tchar, list_elements, parse_decimal, trim_ows,
+};
 use super::{ParseError, Status};
 use crate::Limits;
 
@@ -537,41 +539,7 @@ fn check_target(method: &str, target: &[u8]) -> Result<(), ParseError> {
 
 /// Bytes of `uri-host [ ":" port ]` (RFC 3986 §3.2.2): unreserved, pct-encoded, sub-delims,
 /// and the `:` `[` `]` of ports and IP literals.
-// `i < 256` indexes a 256-entry array.
-#[allow(clippy::indexing_slicing)]
-const fn host_table() -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'%'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'['
-                    | b']'
-            );
-        i += 1;
-    }
-    t
-}
-
-static HOST_BYTE: [bool; 256] = host_table();
+static HOST_BYTE: [bool; 256] = alnum_and(b"-._~%!$&'()*+,;=:[]");
 
 #[inline]
 // A `u8` cannot index past a 256-entry table.
@@ -804,7 +772,9 @@ fn content_length(headers: &[Header<'_>]) -> Result<Option<u64>, ParseError> {
             any = true;
             let n = parse_decimal(element).ok_or(ParseError::InvalidContentLength)?;
             match length {
-                Some(previous) if previous != n => return Err(ParseError::ConflictingContentLength),
+                Some(previous) if previous != n => {
+                    return Err(ParseError::ConflictingContentLength)
+                }
                 _ => length = Some(n),
             }
         }

@@ -1,41 +1,29 @@
 //! Byte classes and list syntax from RFC 9110 §5.6, shared by the request parser, the chunked
 //! decoder and the response writer. Private to `http`.
 
-/// ```notrust
-/// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
-///         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
-/// ```
-// `i < 256` indexes a 256-entry array.
+/// A 256-entry byte class: ASCII letters and digits, and the bytes of `extra`.
+// `i < 256` indexes a 256-entry array; `extra[j]` is a `u8`.
 #[allow(clippy::indexing_slicing)]
-const fn tchar_table() -> [bool; 256] {
+pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        t[i] = (i as u8).is_ascii_alphanumeric();
         i += 1;
+    }
+    let mut j = 0;
+    while j < extra.len() {
+        t[extra[j] as usize] = true;
+        j += 1;
     }
     t
 }
 
-static TCHAR: [bool; 256] = tchar_table();
+/// ```notrust
+/// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+///         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+/// ```
+static TCHAR: [bool; 256] = alnum_and(b"!#$%&'*+-.^_`|~");
 
 /// Is `b` a `tchar`?
 #[inline]
@@ -102,6 +90,14 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tchar_table_is_exactly_the_rfc_9110_set() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), expected, "{b:#04x}");
+        }
+    }
 
     #[test]
     fn tokens_follow_rfc_9110() {
