@@ -3,6 +3,7 @@
 
 use super::accept_key::{accept_key, client_key};
 use super::ClientError;
+use crate::http::token::list_elements;
 use crate::http::HeaderSlot;
 use crate::Status;
 
@@ -115,11 +116,7 @@ impl ClientHandshake {
         let (mut upgrade, mut connection, mut accept_ok) = (false, false, false);
         let mut protocol = None;
         for h in res.headers.iter() {
-            let has = |token: &[u8]| {
-                h.value
-                    .split(|&b| b == b',')
-                    .any(|p| p.trim_ascii().eq_ignore_ascii_case(token))
-            };
+            let has = |token: &[u8]| list_elements(h.value).any(|p| p.eq_ignore_ascii_case(token));
             if h.name.eq_ignore_ascii_case("upgrade") {
                 upgrade |= has(b"websocket");
             } else if h.name.eq_ignore_ascii_case("connection") {

@@ -9,7 +9,7 @@
 //! ```
 
 use super::HandshakeError;
-use crate::http::token::{is_tchar, trim_ows};
+use crate::http::token::{is_tchar, list_elements, trim_ows};
 use crate::http::Header;
 
 /// Most extension offers (or parameters of one offer) berth looks at before refusing the
@@ -21,9 +21,7 @@ pub(crate) fn protocols<'h, 'b>(headers: &'h [Header<'b>]) -> impl Iterator<Item
     headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
-        .flat_map(|h| h.value.split(|&b| b == b','))
-        .map(trim_ows)
-        .filter(|p| !p.is_empty())
+        .flat_map(|h| list_elements(h.value))
         .filter_map(|p| core::str::from_utf8(p).ok())
 }
 

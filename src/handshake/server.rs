@@ -4,7 +4,7 @@
 use super::accept_key::{accept_key, is_valid_key};
 use super::negotiate::{extensions, protocols, ExtensionOffer, MAX_EXTENSION_ITEMS};
 use super::HandshakeError;
-use crate::http::token::trim_ows;
+use crate::http::token::list_elements;
 use crate::http::{BodyKind, Header, Request, Version};
 
 /// A validated WebSocket upgrade request, borrowing the parsed [`Request`].
@@ -49,10 +49,9 @@ impl<'h, 'b> Upgrade<'h, 'b> {
         if req.version != Version::Http11 {
             return Err(HandshakeError::NotHttp11);
         }
-        let is_websocket = req.upgrade.is_some_and(|u| {
-            u.split(|&b| b == b',')
-                .any(|p| trim_ows(p).eq_ignore_ascii_case(b"websocket"))
-        });
+        let is_websocket = req
+            .upgrade
+            .is_some_and(|u| list_elements(u).any(|p| p.eq_ignore_ascii_case(b"websocket")));
         if !is_websocket {
             return Err(HandshakeError::NotAnUpgrade);
         }

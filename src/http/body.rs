@@ -69,8 +69,8 @@ impl<'b> Trailers<'b> {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Reading the hex digits of a chunk size; `digits` so far.
-    Size { digits: u32 },
+    /// Reading the hex digits of a chunk size; `any` once one has been read.
+    Size { any: bool },
     /// Whitespace after the size: only `;` may follow.
     SizeWs,
     /// After `;`, before the extension name.
@@ -142,7 +142,7 @@ impl ChunkedDecoder {
     /// A decoder at the start of a chunked body, enforcing `limits`.
     pub fn new(limits: &Limits) -> Self {
         ChunkedDecoder {
-            state: State::Size { digits: 0 },
+            state: State::Size { any: false },
             remaining: 0,
             total: 0,
             line_len: 0,
@@ -236,7 +236,7 @@ impl ChunkedDecoder {
         if matches!(self.state, DataCr | DataLf) {
             self.state = match (self.state, b) {
                 (DataCr, b'\r') => DataLf,
-                (DataLf, b'\n') => Size { digits: 0 },
+                (DataLf, b'\n') => Size { any: false },
                 _ => return Err(ParseError::MissingChunkCrlf),
             };
             self.line_len = 0;
@@ -250,16 +250,16 @@ impl ChunkedDecoder {
             }
         }
         self.state = match (self.state, b) {
-            (Size { digits }, _) if b.is_ascii_hexdigit() => {
+            (Size { .. }, _) if b.is_ascii_hexdigit() => {
                 let digit = u64::from(hex_value(b));
                 self.remaining = self
                     .remaining
                     .checked_mul(16)
                     .and_then(|n| n.checked_add(digit))
                     .ok_or(ParseError::ChunkSizeOverflow)?;
-                Size { digits: digits + 1 }
+                Size { any: true }
             }
-            (Size { digits: 0 }, _) => return Err(ParseError::InvalidChunkSize),
+            (Size { any: false }, _) => return Err(ParseError::InvalidChunkSize),
             (Size { .. } | SizeWs, b' ' | b'\t') => SizeWs,
             (Size { .. } | SizeWs | ExtNameWs | ExtValueToken | ExtValueWs, b';')
             | (ExtName, b';') => ExtPre,

@@ -354,7 +354,9 @@ impl ServerConn {
             write_header(out, name.as_bytes(), value);
         }
         match (status, head.body) {
-            (101 | 204, _) => {}
+            // A 304's Content-Length describes the representation it stands for, so an
+            // application that gives none gets none rather than a misleading 0.
+            (101 | 204, _) | (304, ResponseBody::Empty) => {}
             (_, ResponseBody::Empty) => out.extend_from_slice(b"Content-Length: 0\r\n"),
             (_, ResponseBody::Length(n)) => {
                 out.extend_from_slice(b"Content-Length: ");

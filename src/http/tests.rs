@@ -770,6 +770,18 @@ fn no_content_and_not_modified_carry_no_body() {
     d.conn.write_body(b"ignored", &mut d.out).unwrap();
     d.conn.write_end(&mut d.out).unwrap();
     assert!(d.take_out().ends_with("Content-Length: 10\r\n\r\n"));
+
+    let mut d = Driver::new(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    d.run().unwrap();
+    let nm = ResponseHead {
+        status: 304,
+        headers: &[],
+        body: ResponseBody::Empty,
+        close: false,
+    };
+    d.conn.write_head(&nm, &d.date, &mut d.out).unwrap();
+    d.conn.write_end(&mut d.out).unwrap();
+    assert!(!d.take_out().contains("Content-Length"));
 }
 
 #[test]

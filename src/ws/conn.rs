@@ -10,9 +10,10 @@
 //! piece by piece into one reassembly buffer bounded by [`Limits::max_message`], so the
 //! runtime's receive buffer never has to hold a whole large frame.
 //!
-//! Extension hook: RSV1 is refused unless an extension that defines it was negotiated; the
-//! first frame's RSV1 is remembered for the whole message, which is where permessage-deflate
-//! (RFC 7692) will decompress into the reassembly buffer.
+//! Extension hook: no extension is negotiated yet, so every RSV bit is refused in `check`.
+//! permessage-deflate (RFC 7692) will allow RSV1 on a message's first frame there, send such
+//! messages through the streaming path (never the borrowed fast path), and decompress into the
+//! reassembly buffer.
 
 use super::close::{CloseCode, CloseFrame};
 use super::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
@@ -178,12 +179,8 @@ pub struct Conn {
     max_message: usize,
     max_fragments: u32,
     state: State,
-    /// RSV1 may be set on a message's first frame (an extension defines it).
-    rsv1_allowed: bool,
     /// The kind of the fragmented (or streamed) message being received, if any.
     receiving: Option<MessageKind>,
-    /// RSV1 of the message being received (the extension hook).
-    receiving_rsv1: bool,
     fragments: u32,
     streaming: Option<Streaming>,
     message: Reassembly,
@@ -234,9 +231,7 @@ impl Conn {
             max_message: limits.max_message,
             max_fragments: limits.max_fragments,
             state: State::Open,
-            rsv1_allowed: false,
             receiving: None,
-            receiving_rsv1: false,
             fragments: 0,
             streaming: None,
             message: Reassembly::default(),
@@ -476,7 +471,7 @@ impl Conn {
                 _ => None,
             };
             if let Some(kind) = kind {
-                if header.fin && whole && !header.rsv1 {
+                if header.fin && whole {
                     // The common case: a whole message in one frame, already in the buffer.
                     let end = start + len;
                     if let Some(key) = header.mask {
@@ -486,10 +481,9 @@ impl Conn {
                 }
                 self.receiving = Some(kind);
                 self.message.start(kind == MessageKind::Text);
-                self.receiving_rsv1 = header.rsv1;
                 self.fragments = 0;
             }
-            self.fragments += 1;
+            self.fragments = self.fragments.saturating_add(1);
             self.streaming = Some(Streaming {
                 remaining: header.payload_len,
                 mask: header.mask,
@@ -542,7 +536,7 @@ impl Conn {
             _ => {}
         }
         let starts_message = matches!(h.opcode, OpCode::Text | OpCode::Binary);
-        if h.rsv2 || h.rsv3 || (h.rsv1 && !(self.rsv1_allowed && starts_message)) {
+        if h.rsv1 || h.rsv2 || h.rsv3 {
             return Err(ProtocolError::ReservedBits);
         }
         if h.opcode.is_control() {
@@ -569,7 +563,7 @@ impl Conn {
         let fragments = if starts_message {
             1
         } else {
-            self.fragments + 1
+            self.fragments.saturating_add(1)
         };
         if fragments > self.max_fragments {
             return Err(ProtocolError::TooManyFragments);
@@ -584,7 +578,6 @@ impl Conn {
             .finish()
             .map_err(|_| ProtocolError::InvalidUtf8)?;
         self.fragments = 0;
-        self.receiving_rsv1 = false;
         Ok(kind)
     }
 
