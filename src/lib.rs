@@ -74,6 +74,7 @@ pub mod handshake;
 pub mod http;
 pub mod limits;
 pub mod platform;
+pub mod server;
 pub mod ws;
 
 pub use limits::Limits;

@@ -1,0 +1,669 @@
+//! What the application implements ([`Handler`]) and the views it is handed: [`Responder`]
+//! for an HTTP exchange, [`WebSocket`] for a WebSocket connection.
+//!
+//! Callbacks run on the worker thread that owns the connection, one at a time per connection,
+//! and must not block: a callback that sleeps stalls every connection of its worker. Whatever
+//! they send is appended to the connection's write buffer and written when the callback
+//! returns; nothing is allocated per message once the buffers are warm.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::handshake::{HandshakeError, Upgrade};
+use crate::http::{DateCache, Request, ResponseBody, ResponseError, ResponseHead, ServerConn};
+use crate::ws::{CloseCode, FrameHeader, MessageKind, OpCode, ProtocolError, MAX_HEADER_LEN};
+
+use super::worker::{Command, Topics, WorkerShared};
+use super::Control;
+
+/// An application: how it answers HTTP requests and what it does with WebSocket messages.
+///
+/// One value serves every connection on every worker thread, so it is `Send + Sync`; state
+/// that belongs to one connection lives in [`Handler::State`], which the server creates when it
+/// accepts the connection and hands to every callback for it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use berth::http::Request;
+/// use berth::server::{Config, Handler, Message, Responder, Server, WebSocket};
+///
+/// struct App;
+///
+/// impl Handler for App {
+///     type State = ();
+///
+///     fn on_request(&self, _: &mut (), req: &Request<'_, '_>, res: &mut Responder<'_>) {
+///         match req.path() {
+///             "/ws" => {
+///                 res.websocket(req);
+///             }
+///             _ => {
+///                 let _ = res.send(200, &[("Content-Type", b"text/plain")], b"hello\n");
+///             }
+///         }
+///     }
+///
+///     fn on_message(&self, _: &mut (), ws: &mut WebSocket<'_>, msg: Message<'_>) {
+///         let _ = ws.send(msg); // echo
+///     }
+/// }
+///
+/// Server::new(Config::default()).listen("127.0.0.1:8080")?.run(App)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// Per-connection application state, created with `Default` when the connection is
+    /// accepted and dropped when it closes. Use `()` when there is none.
+    type State: Default + Send + 'static;
+
+    /// A request head arrived. Answer with [`Responder::send`] (or
+    /// [`Responder::start`]/[`write`](Responder::write)/[`end`](Responder::end)), or accept a
+    /// WebSocket upgrade with [`Responder::websocket`] or [`Responder::upgrade`]. The answer may
+    /// also wait for the body: its bytes arrive in [`Handler::on_body`], its end in
+    /// [`Handler::on_body_end`]. A request still unanswered when its body ends gets a 500.
+    fn on_request(&self, state: &mut Self::State, req: &Request<'_, '_>, res: &mut Responder<'_>);
+
+    /// A piece of the current request's body (already de-chunked). The default ignores it.
+    fn on_body(&self, state: &mut Self::State, data: &[u8], res: &mut Responder<'_>) {
+        let _ = (state, data, res);
+    }
+
+    /// The current request's body is complete (immediately after `on_request` for a request
+    /// without one). The default does nothing.
+    fn on_body_end(&self, state: &mut Self::State, res: &mut Responder<'_>) {
+        let _ = (state, res);
+    }
+
+    /// A WebSocket connection is open (the `101` was written). The default does nothing.
+    fn on_open(&self, state: &mut Self::State, ws: &mut WebSocket<'_>) {
+        let _ = (state, ws);
+    }
+
+    /// A whole message arrived. The slice borrows the receive buffer: copy what must outlive
+    /// the call. The default does nothing.
+    fn on_message(&self, state: &mut Self::State, ws: &mut WebSocket<'_>, msg: Message<'_>) {
+        let _ = (state, ws, msg);
+    }
+
+    /// The WebSocket connection's write buffer drained below its low-water mark after having
+    /// been above its high-water mark: a producer that paused may resume. The default does
+    /// nothing.
+    fn on_drain(&self, state: &mut Self::State, ws: &mut WebSocket<'_>) {
+        let _ = (state, ws);
+    }
+
+    /// The WebSocket connection is closing or closed, for the reason given; called once per
+    /// connection that was opened. Topic subscriptions are dropped by the server.
+    fn on_close(&self, state: &mut Self::State, id: ConnId, reason: CloseReason<'_>) {
+        let _ = (state, id, reason);
+    }
+}
+
+/// A WebSocket message, borrowed from the receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A text message, already checked to be UTF-8.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl<'a> Message<'a> {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+
+    /// Text or binary.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Text(_) => MessageKind::Text,
+            Message::Binary(_) => MessageKind::Binary,
+        }
+    }
+}
+
+/// Why a WebSocket connection ended, as given to [`Handler::on_close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason<'a> {
+    /// The peer sent Close, with this code and reason (none if its Close had no payload).
+    Peer(Option<CloseCode>, &'a str),
+    /// The application closed the connection with this code.
+    Local(CloseCode),
+    /// The peer broke the protocol; a Close with [`ProtocolError::close_code`] was sent.
+    Protocol(ProtocolError),
+    /// The peer did not answer a ping in time, or did not finish the close handshake.
+    Timeout,
+    /// The peer did not read what was sent to it in time, or more was queued for it than
+    /// [`Config::max_write_buffer`](super::Config::max_write_buffer) allows (1008 was sent).
+    SlowConsumer,
+    /// The server is shutting down (1001 was sent).
+    Shutdown,
+    /// The TCP connection ended without a close handshake (1006): reset, or EOF.
+    Abnormal,
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection is closing or closed (a Close was sent or received): nothing more may
+    /// be sent on it. Drop the message.
+    Closed,
+    /// The connection's write buffer would go past
+    /// [`Config::max_write_buffer`](super::Config::max_write_buffer); the message was not queued.
+    /// The peer is reading slowly: wait for [`Handler::on_drain`], or drop messages.
+    Full,
+    /// A control frame payload over 125 bytes, a Close reason over 123, or a close code that
+    /// may not be sent (a caller bug).
+    Invalid,
+    /// The server's command queue to the connection's worker is full (cross-thread sends).
+    Busy,
+}
+
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SendError::Closed => "connection is closing or closed",
+            SendError::Full => "write buffer full",
+            SendError::Invalid => "invalid control frame or close code",
+            SendError::Busy => "worker command queue full",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A connection's identity: its worker, slab key and generation. Unique among the
+/// connections open at one time; a closed connection's id is not reused for a long while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub(crate) worker: u32,
+    pub(crate) key: u32,
+    pub(crate) gen: u32,
+}
+
+impl core::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{}.{}", self.worker, self.key, self.gen)
+    }
+}
+
+/// Where a response's state is kept between callbacks of one exchange.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Exchange {
+    /// The response head was written.
+    pub(crate) started: bool,
+    /// The response body was ended.
+    pub(crate) ended: bool,
+    /// A framing error in the response: the connection must close after the flush.
+    pub(crate) broken: bool,
+}
+
+/// The answer to the current HTTP request, written into the connection's write buffer.
+///
+/// The writer owns the framing headers (`Content-Length`, `Transfer-Encoding`,
+/// `Connection`, `Date`), answers `HEAD` without a body and adds `Connection: close` when the
+/// connection will close.
+pub struct Responder<'a> {
+    pub(crate) conn: &'a mut ServerConn,
+    pub(crate) out: &'a mut Vec<u8>,
+    pub(crate) date: &'a DateCache,
+    pub(crate) exchange: &'a mut Exchange,
+    pub(crate) peer: SocketAddr,
+    pub(crate) buffered: usize,
+    pub(crate) control: &'a Control,
+    /// The request body has been read to its end.
+    pub(crate) body_done: bool,
+    /// The application ended the response before the body was read.
+    pub(crate) end_pending: &'a mut bool,
+}
+
+impl core::fmt::Debug for Responder<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Responder")
+            .field("peer", &self.peer)
+            .field("started", &self.exchange.started)
+            .field("ended", &self.exchange.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Responder<'_> {
+    /// A whole response: status, header fields and body.
+    ///
+    /// # Errors
+    ///
+    /// A [`ResponseError`] if a response was already started or a header is not allowed
+    /// (framing headers belong to the writer; CR/LF in values is refused). Nothing is written.
+    pub fn send(
+        &mut self,
+        status: u16,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> Result<(), ResponseError> {
+        self.start(&ResponseHead {
+            status,
+            headers,
+            body: ResponseBody::Length(body.len() as u64),
+            close: false,
+        })?;
+        self.write(body)?;
+        self.end()
+    }
+
+    /// Start a response whose body follows in [`write`](Responder::write) calls, with the
+    /// framing `head.body` declares (`Chunked` for a length not known in advance).
+    ///
+    /// # Errors
+    ///
+    /// As [`Responder::send`].
+    pub fn start(&mut self, head: &ResponseHead<'_>) -> Result<(), ResponseError> {
+        self.conn.write_head(head, self.date, self.out)?;
+        self.exchange.started = true;
+        Ok(())
+    }
+
+    /// A piece of the body of a started response.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponseError::NoResponse`] before [`start`](Responder::start);
+    /// [`ResponseError::BodyTooLong`] past a declared length.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), ResponseError> {
+        self.conn.write_body(data, self.out)
+    }
+
+    /// End the body of a started response.
+    ///
+    /// Before the request body has been read to its end, the end is recorded and written
+    /// once the body is in (the connection can only carry on to the next request then).
+    ///
+    /// # Errors
+    ///
+    /// [`ResponseError::NoResponse`] before [`start`](Responder::start);
+    /// [`ResponseError::BodyTooShort`] before a declared length was written (the connection
+    /// will close, since its framing is broken).
+    pub fn end(&mut self) -> Result<(), ResponseError> {
+        if !self.exchange.started {
+            return Err(ResponseError::NoResponse);
+        }
+        if !self.body_done {
+            *self.end_pending = true;
+            self.exchange.ended = true;
+            return Ok(());
+        }
+        let result = self.conn.write_end(self.out);
+        match result {
+            Ok(()) => self.exchange.ended = true,
+            Err(ResponseError::BodyTooShort) => self.exchange.broken = true,
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Accept the request as a WebSocket upgrade with no subprotocol, or answer it with the
+    /// refusal its [`HandshakeError`] calls for (400, 405 or 426). Returns whether the
+    /// connection switches to WebSocket (after which [`Handler::on_open`] is called).
+    pub fn websocket(&mut self, req: &Request<'_, '_>) -> bool {
+        match Upgrade::parse(req) {
+            Ok(up) => self.upgrade(&up, None).is_ok(),
+            Err(e) => {
+                self.reject(e);
+                false
+            }
+        }
+    }
+
+    /// Accept a validated upgrade, speaking `protocol` (one the client offered, see
+    /// [`Upgrade::protocols`]). Check [`Upgrade::origin`] first where browsers connect.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeError::ProtocolNotOffered`] if `protocol` was not offered; a 500 is written.
+    pub fn upgrade(
+        &mut self,
+        up: &Upgrade<'_, '_>,
+        protocol: Option<&str>,
+    ) -> Result<(), HandshakeError> {
+        let accept = match up.accept(protocol) {
+            Ok(accept) => accept,
+            Err(e) => {
+                self.reject(e);
+                return Err(e);
+            }
+        };
+        let head = ResponseHead {
+            status: 101,
+            headers: &accept.headers(),
+            body: ResponseBody::Empty,
+            close: false,
+        };
+        match self.start(&head) {
+            Ok(()) => {
+                self.exchange.ended = true;
+                Ok(())
+            }
+            // The request had a body or the response was already started: a caller bug.
+            Err(_) => Err(HandshakeError::NotAnUpgrade),
+        }
+    }
+
+    /// Refuse an upgrade with the status and header fields `e` calls for, and close.
+    pub fn reject(&mut self, e: HandshakeError) {
+        let head = ResponseHead {
+            status: e.status(),
+            headers: e.headers(),
+            body: ResponseBody::Length(0),
+            close: true,
+        };
+        if self.start(&head).is_ok() {
+            let _ = self.end();
+        }
+    }
+
+    /// Has a response head been written for this request?
+    pub fn is_started(&self) -> bool {
+        self.exchange.started
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Bytes queued on this connection and not yet taken by the socket, before this call's
+    /// writes.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// The server-wide handle: publish to topics, read counters, shut down.
+    pub fn control(&self) -> &Control {
+        self.control
+    }
+}
+
+/// A Close the application asked for during a callback, applied when it returns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CloseRequest {
+    pub(crate) code: CloseCode,
+    pub(crate) reason: [u8; 123],
+    pub(crate) len: u8,
+}
+
+impl CloseRequest {
+    pub(crate) fn reason(&self) -> &str {
+        core::str::from_utf8(self.reason.get(..usize::from(self.len)).unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+/// What a WebSocket callback may do besides sending: flags the session applies afterwards.
+#[derive(Debug, Default)]
+pub(crate) struct WsCtl {
+    /// This side sent or received Close: no more messages may be sent.
+    pub(crate) closing: bool,
+    pub(crate) close: Option<CloseRequest>,
+}
+
+/// A WebSocket connection, as seen from a callback: send to it, close it, subscribe it to
+/// topics, or take a [`Sender`] to reach it from elsewhere.
+pub struct WebSocket<'a> {
+    pub(crate) id: ConnId,
+    pub(crate) out: &'a mut Vec<u8>,
+    pub(crate) unsent: usize,
+    pub(crate) max_write_buffer: usize,
+    pub(crate) ctl: &'a mut WsCtl,
+    pub(crate) topics: &'a mut Topics,
+    pub(crate) subs: &'a mut Vec<u32>,
+    pub(crate) worker: &'a Arc<WorkerShared>,
+    pub(crate) control: &'a Control,
+    pub(crate) peer: SocketAddr,
+}
+
+impl core::fmt::Debug for WebSocket<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("id", &self.id)
+            .field("peer", &self.peer)
+            .field("buffered", &self.buffered())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Append an unmasked (server-role) frame to `out`.
+pub(crate) fn write_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    let header = FrameHeader {
+        fin: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode,
+        mask: None,
+        payload_len: payload.len() as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = header.encode(&mut head);
+    out.extend_from_slice(head.get(..n).unwrap_or_default());
+    out.extend_from_slice(payload);
+}
+
+pub(crate) fn opcode_of(kind: MessageKind) -> OpCode {
+    match kind {
+        MessageKind::Text => OpCode::Text,
+        MessageKind::Binary => OpCode::Binary,
+    }
+}
+
+impl WebSocket<'_> {
+    /// This connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Bytes queued for this connection and not yet taken by the socket.
+    pub fn buffered(&self) -> usize {
+        self.out.len() - self.unsent
+    }
+
+    fn frame(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        if self.ctl.closing {
+            return Err(SendError::Closed);
+        }
+        if self.buffered() + payload.len() + MAX_HEADER_LEN > self.max_write_buffer {
+            return Err(SendError::Full);
+        }
+        write_frame(self.out, opcode, payload);
+        Ok(())
+    }
+
+    /// Queue a message (text or binary, as given).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] once Close was sent or received; [`SendError::Full`] past the
+    /// write buffer's bound.
+    pub fn send(&mut self, msg: Message<'_>) -> Result<(), SendError> {
+        self.frame(opcode_of(msg.kind()), msg.as_bytes())
+    }
+
+    /// Queue a text message.
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocket::send`].
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.frame(OpCode::Text, text.as_bytes())
+    }
+
+    /// Queue a binary message.
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocket::send`].
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.frame(OpCode::Binary, data)
+    }
+
+    /// Queue a ping; the server also pings idle connections by itself
+    /// ([`Timeouts::ping`](super::Timeouts::ping)).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Invalid`] over 125 bytes, else as [`WebSocket::send`].
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        if payload.len() > crate::limits::MAX_CONTROL_PAYLOAD {
+            return Err(SendError::Invalid);
+        }
+        self.frame(OpCode::Ping, payload)
+    }
+
+    /// Start the close handshake with `code` and `reason` (at most 123 bytes). Messages the
+    /// peer sent before its Close still arrive; [`Handler::on_close`] follows with
+    /// [`CloseReason::Local`].
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Invalid`] for a code that may not be sent or a long reason;
+    /// [`SendError::Closed`] if Close was already sent or received.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if !code.is_sendable() || reason.len() > 123 {
+            return Err(SendError::Invalid);
+        }
+        if self.ctl.closing {
+            return Err(SendError::Closed);
+        }
+        let mut req = CloseRequest {
+            code,
+            reason: [0; 123],
+            len: reason.len() as u8,
+        };
+        if let Some(dst) = req.reason.get_mut(..reason.len()) {
+            dst.copy_from_slice(reason.as_bytes());
+        }
+        self.ctl.close = Some(req);
+        self.ctl.closing = true;
+        Ok(())
+    }
+
+    /// Subscribe this connection to `topic`; see [`Control::publish`].
+    pub fn subscribe(&mut self, topic: &str) {
+        let index = self.topics.subscribe(topic, self.id.key, self.id.gen);
+        if !self.subs.contains(&index) {
+            self.subs.push(index);
+        }
+    }
+
+    /// Unsubscribe this connection from `topic`.
+    pub fn unsubscribe(&mut self, topic: &str) {
+        if let Some(index) = self.topics.unsubscribe(topic, self.id.key) {
+            self.subs.retain(|&t| t != index);
+        }
+    }
+
+    /// Publish a message to every subscriber of `topic` on every worker, this connection
+    /// included if it is subscribed. Shorthand for [`Control::publish`].
+    pub fn publish(&self, topic: &str, msg: Message<'_>) {
+        self.control.publish(topic, msg);
+    }
+
+    /// A handle that reaches this connection from any thread.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            worker: Arc::clone(self.worker),
+            id: self.id,
+        }
+    }
+
+    /// The server-wide handle: publish to topics, read counters, shut down.
+    pub fn control(&self) -> &Control {
+        self.control
+    }
+}
+
+/// Reaches one WebSocket connection from any thread: cheap to clone, safe to keep after the
+/// connection closed (sends then fail with [`SendError::Closed`] or are dropped).
+///
+/// Each send copies the message into one allocation and wakes the connection's worker.
+#[derive(Clone)]
+pub struct Sender {
+    pub(crate) worker: Arc<WorkerShared>,
+    pub(crate) id: ConnId,
+}
+
+impl core::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sender").field("id", &self.id).finish()
+    }
+}
+
+impl Sender {
+    /// The connection this sender reaches.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Queue a message. Delivery is asynchronous: a connection that closed in the meantime
+    /// drops it, and one whose buffer is over its bound is closed as a slow consumer.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Busy`] if the worker's command queue is full.
+    pub fn send(&self, msg: Message<'_>) -> Result<(), SendError> {
+        let payload = msg.as_bytes();
+        let mut frame = Vec::with_capacity(payload.len() + MAX_HEADER_LEN);
+        write_frame(&mut frame, opcode_of(msg.kind()), payload);
+        self.worker.push(Command::Frame {
+            key: self.id.key,
+            gen: self.id.gen,
+            frame,
+        })
+    }
+
+    /// Queue a text message; see [`Sender::send`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send`].
+    pub fn send_text(&self, text: &str) -> Result<(), SendError> {
+        self.send(Message::Text(text))
+    }
+
+    /// Queue a binary message; see [`Sender::send`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send`].
+    pub fn send_binary(&self, data: &[u8]) -> Result<(), SendError> {
+        self.send(Message::Binary(data))
+    }
+
+    /// Close the connection with `code` and `reason` (at most 123 bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Invalid`] for a code that may not be sent or a long reason;
+    /// [`SendError::Busy`] if the worker's queue is full.
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if !code.is_sendable() || reason.len() > 123 {
+            return Err(SendError::Invalid);
+        }
+        self.worker.push(Command::Close {
+            key: self.id.key,
+            gen: self.id.gen,
+            code,
+            reason: reason.into(),
+        })
+    }
+}

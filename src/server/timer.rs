@@ -1,0 +1,136 @@
+//! A hashed timer wheel, one per worker, for connection deadlines.
+//!
+//! Deadlines are coarse (one tick is [`TICK`]) and lazy: a session records its own deadline
+//! and keeps at most one entry in the wheel. When activity pushes the deadline later, the
+//! wheel is not touched; the old entry fires early, the session finds its deadline has not
+//! come, and arms a new entry. So a busy connection costs one field write per event, and an
+//! idle one costs one wheel entry per timeout period. Entries carry the session's key,
+//! generation and tick, so an entry for a closed session, or a superseded one, is ignored.
+
+use std::time::{Duration, Instant};
+
+/// The wheel's resolution: a deadline fires within one tick after it passes.
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+/// Slots in the wheel; a deadline further than `SLOTS` ticks away fires early and is re-armed.
+const SLOTS: u64 = 512;
+
+/// One armed timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The session's slab key.
+    pub(crate) key: u32,
+    /// The session's generation, so that a reused key does not inherit the entry.
+    pub(crate) gen: u32,
+    /// The tick the entry was armed for; the session remembers the tick of its live entry.
+    pub(crate) tick: u64,
+}
+
+/// The wheel.
+#[derive(Debug)]
+pub(crate) struct TimerWheel {
+    origin: Instant,
+    slots: Vec<Vec<Entry>>,
+    /// The next tick to expire; every entry is in `current..current + SLOTS`.
+    current: u64,
+    len: usize,
+}
+
+impl TimerWheel {
+    /// An empty wheel whose tick 0 starts at `origin`.
+    pub(crate) fn new(origin: Instant) -> Self {
+        TimerWheel {
+            origin,
+            slots: (0..SLOTS).map(|_| Vec::new()).collect(),
+            current: 0,
+            len: 0,
+        }
+    }
+
+    fn tick_at(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.origin);
+        (since.as_nanos() / TICK.as_nanos()) as u64
+    }
+
+    /// The tick [`TimerWheel::arm`] would choose for `at`.
+    pub(crate) fn tick_for(&self, at: Instant) -> u64 {
+        (self.tick_at(at) + 1).clamp(self.current, self.current + SLOTS - 1)
+    }
+
+    /// Arm a timer for the session `key`/`gen` at `at` (rounded up to the next tick, and no
+    /// further than the wheel reaches). Returns the tick, for the session to remember.
+    pub(crate) fn arm(&mut self, key: u32, gen: u32, at: Instant) -> u64 {
+        let tick = self.tick_for(at);
+        if let Some(slot) = self.slots.get_mut((tick % SLOTS) as usize) {
+            slot.push(Entry { key, gen, tick });
+            self.len += 1;
+        }
+        tick
+    }
+
+    /// Move every entry whose tick has passed by `now` into `out`.
+    pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<Entry>) {
+        let target = self.tick_at(now);
+        // After a long sleep every slot is due; visit each once.
+        let last = target.min(self.current + SLOTS - 1);
+        while self.current <= last {
+            if let Some(slot) = self.slots.get_mut((self.current % SLOTS) as usize) {
+                self.len -= slot.len();
+                out.append(slot);
+            }
+            self.current += 1;
+        }
+        self.current = self.current.max(target + 1);
+    }
+
+    /// How long the event loop may sleep before the next tick is due, if any entry is armed.
+    pub(crate) fn timeout(&self, now: Instant) -> Option<Duration> {
+        if self.len == 0 {
+            return None;
+        }
+        let next = self.origin + TICK * u32::try_from(self.current).unwrap_or(u32::MAX);
+        Some(next.saturating_duration_since(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_after_the_deadline_not_before() {
+        let t0 = crate::server::clock::Clock::new().now();
+        let mut wheel = TimerWheel::new(t0);
+        let tick = wheel.arm(7, 1, t0 + Duration::from_millis(250));
+        let mut out = Vec::new();
+        wheel.expire(t0 + Duration::from_millis(200), &mut out);
+        assert!(out.is_empty());
+        wheel.expire(t0 + Duration::from_millis(400), &mut out);
+        assert_eq!(
+            out,
+            [Entry {
+                key: 7,
+                gen: 1,
+                tick
+            }]
+        );
+        assert_eq!(wheel.timeout(t0), None);
+    }
+
+    #[test]
+    fn far_deadlines_fire_early_and_a_long_sleep_fires_everything_once() {
+        let t0 = crate::server::clock::Clock::new().now();
+        let mut wheel = TimerWheel::new(t0);
+        wheel.arm(1, 0, t0 + Duration::from_secs(3600));
+        wheel.arm(2, 0, t0 + Duration::from_millis(1));
+        let mut out = Vec::new();
+        wheel.expire(t0 + Duration::from_secs(7200), &mut out);
+        assert_eq!(out.len(), 2);
+        out.clear();
+        wheel.expire(t0 + Duration::from_secs(7300), &mut out);
+        assert!(out.is_empty());
+        // A timer armed in the past fires on the next expiry.
+        wheel.arm(3, 0, t0);
+        wheel.expire(t0 + Duration::from_secs(7300), &mut out);
+        assert_eq!(out.len(), 1);
+    }
+}
