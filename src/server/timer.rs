@@ -128,9 +128,11 @@ mod tests {
         out.clear();
         wheel.expire(t0 + Duration::from_secs(7300), &mut out);
         assert!(out.is_empty());
-        // A timer armed in the past fires on the next expiry.
+        // A timer armed in the past fires at the next tick.
         wheel.arm(3, 0, t0);
         wheel.expire(t0 + Duration::from_secs(7300), &mut out);
+        assert!(out.is_empty());
+        wheel.expire(t0 + Duration::from_secs(7300) + TICK, &mut out);
         assert_eq!(out.len(), 1);
     }
 }
