@@ -417,7 +417,8 @@ pub(crate) struct WsCtl {
 pub struct WebSocket<'a> {
     pub(crate) id: ConnId,
     pub(crate) out: &'a mut Vec<u8>,
-    pub(crate) unsent: usize,
+    /// Bytes at the front of `out` the socket has already taken.
+    pub(crate) out_pos: usize,
     pub(crate) max_write_buffer: usize,
     pub(crate) ctl: &'a mut WsCtl,
     pub(crate) topics: &'a mut Topics,
@@ -474,7 +475,7 @@ impl WebSocket<'_> {
 
     /// Bytes queued for this connection and not yet taken by the socket.
     pub fn buffered(&self) -> usize {
-        self.out.len() - self.unsent
+        self.out.len() - self.out_pos
     }
 
     fn frame(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {

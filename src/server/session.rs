@@ -338,25 +338,41 @@ impl<S: Default + Send + 'static> Session<S> {
         if self.kill {
             return self.teardown(env);
         }
-        self.flush(env);
-        if self.kill {
-            return self.teardown(env);
-        }
         let high = env.config.write_high_water;
-        let unsent = self.unsent();
-        if unsent > high {
-            self.read_paused = true;
-            self.owe_drain = true;
-        } else if unsent <= high / 2 {
+        // A drain callback may queue more; loop while the socket keeps taking it, and let
+        // other connections have a turn after a few rounds.
+        let mut rounds = 0;
+        loop {
+            if self.unsent() > high {
+                self.owe_drain = true;
+            }
+            self.flush(env);
+            if self.kill {
+                return self.teardown(env);
+            }
+            let unsent = self.unsent();
+            if unsent > high {
+                self.read_paused = true;
+                break;
+            }
+            if unsent > high / 2 {
+                break;
+            }
             if self.read_paused {
                 self.read_paused = false;
                 // Edge-triggered: bytes that arrived while paused raise no new event.
                 env.resume.push(self.id.key as usize);
             }
-            if self.owe_drain {
-                self.owe_drain = false;
-                self.drained(env);
+            if !self.owe_drain {
+                break;
             }
+            rounds += 1;
+            if rounds > 4 {
+                env.resume.push(self.id.key as usize);
+                break;
+            }
+            self.owe_drain = false;
+            self.drained(env);
         }
 
         let finished = match &self.phase {
@@ -448,7 +464,7 @@ impl<S: Default + Send + 'static> Session<S> {
         let mut view = WebSocket {
             id: self.id,
             out: &mut self.out,
-            unsent: self.out_pos,
+            out_pos: self.out_pos,
             max_write_buffer: env.config.max_write_buffer,
             ctl: &mut ws.ctl,
             topics: env.topics,
@@ -752,7 +768,7 @@ impl<S: Default + Send + 'static> Session<S> {
         take_buffer(&mut self.out, env.pool);
         let mut view = WebSocket {
             id: self.id,
-            unsent: self.out_pos,
+            out_pos: self.out_pos,
             out: &mut self.out,
             max_write_buffer: env.config.max_write_buffer,
             ctl: &mut ws.ctl,
@@ -839,7 +855,7 @@ impl<S: Default + Send + 'static> Session<S> {
             env.stats.messages_in += 1;
             let mut view = WebSocket {
                 id: self.id,
-                unsent: self.out_pos,
+                out_pos: self.out_pos,
                 out: &mut self.out,
                 max_write_buffer: env.config.max_write_buffer,
                 ctl: &mut ws.ctl,

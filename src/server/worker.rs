@@ -324,7 +324,7 @@ impl<H: Handler> Worker<H> {
             if !self.resume.is_empty() {
                 std::mem::swap(&mut self.resume, &mut resuming);
                 for key in resuming.drain(..) {
-                    self.ready(key, true, false);
+                    self.ready(key, true, true);
                 }
             }
             if self.accept_paused_until.is_some_and(|t| now >= t) {

@@ -1,0 +1,348 @@
+//! WebSocket over real loopback sockets, with `tungstenite` as the client: messages of every
+//! size, fragments, ping/pong, close codes, handshake refusals, broadcast, cross-thread sends,
+//! backpressure against a slow reader, keepalive pings, and graceful shutdown.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tungstenite::protocol::frame::coding::{CloseCode as TCode, Data, OpCode};
+use tungstenite::protocol::frame::Frame;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, WebSocket};
+
+use util::{connect, read_response, start, test_config, upgrade_request, wait_until};
+
+fn ws_connect(addr: SocketAddr, path: &str) -> WebSocket<TcpStream> {
+    let stream = connect(addr);
+    let (ws, response) = tungstenite::client(format!("ws://{addr}{path}"), stream).unwrap();
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// Read until a data or close message arrives (answering pings on the way).
+fn next_message(ws: &mut WebSocket<TcpStream>) -> Message {
+    loop {
+        match ws.read().unwrap() {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The close frame the server sends, read until the connection ends.
+fn close_code(ws: &mut WebSocket<TcpStream>) -> Option<u16> {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => continue,
+            Err(e) => panic!("connection ended without a Close: {e}"),
+        }
+    }
+}
+
+#[test]
+fn echoes_text_binary_and_a_16_mib_message() {
+    let mut config = test_config();
+    config.limits.max_message = 16 << 20;
+    config.limits.max_frame_payload = 16 << 20;
+    config.max_write_buffer = 40 << 20;
+    let (handle, addr, _) = start(config);
+    let mut ws = ws_connect(addr, "/ws");
+    ws.send(Message::text("hello, berth")).unwrap();
+    assert_eq!(next_message(&mut ws), Message::text("hello, berth"));
+    ws.send(Message::binary(vec![0u8, 1, 2, 255])).unwrap();
+    assert_eq!(next_message(&mut ws), Message::binary(vec![0u8, 1, 2, 255]));
+    ws.send(Message::text("")).unwrap();
+    assert_eq!(next_message(&mut ws), Message::text(""));
+
+    let big: Vec<u8> = (0..16 << 20).map(|i: u32| (i % 251) as u8).collect();
+    ws.send(Message::binary(big.clone())).unwrap();
+    match next_message(&mut ws) {
+        Message::Binary(echo) => assert!(echo[..] == big[..], "16 MiB echo differs"),
+        other => panic!("expected binary, got {other:?}"),
+    }
+    ws.close(None).unwrap();
+    // A Close without a code is answered with one without a code (RFC 6455 §5.5.1).
+    assert_eq!(close_code(&mut ws), None);
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+#[test]
+fn fragments_are_reassembled_and_pings_answered_between_them() {
+    let (handle, addr, _) = start(test_config());
+    let mut ws = ws_connect(addr, "/ws");
+    ws.write(Message::Frame(Frame::message(
+        "frag".as_bytes().to_vec(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .unwrap();
+    ws.write(Message::Ping(b"between".to_vec().into())).unwrap();
+    ws.write(Message::Frame(Frame::message(
+        "men".as_bytes().to_vec(),
+        OpCode::Data(Data::Continue),
+        false,
+    )))
+    .unwrap();
+    ws.write(Message::Frame(Frame::message(
+        "ted ✓".as_bytes().to_vec(),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .unwrap();
+    ws.flush().unwrap();
+    assert_eq!(
+        ws.read().unwrap(),
+        Message::Pong(b"between".to_vec().into())
+    );
+    assert_eq!(ws.read().unwrap(), Message::text("fragmented ✓"));
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+#[test]
+fn close_codes_from_the_app_and_from_protocol_errors() {
+    let mut config = test_config();
+    config.limits.max_message = 1024;
+    let (handle, addr, seen) = start(config);
+
+    // The application closes with its own code.
+    let mut ws = ws_connect(addr, "/ws");
+    ws.send(Message::text("close:4001")).unwrap();
+    assert_eq!(close_code(&mut ws), Some(4001));
+
+    // The client closes; the server echoes its code.
+    let mut ws = ws_connect(addr, "/ws");
+    ws.close(Some(CloseFrame {
+        code: TCode::Away,
+        reason: "bye".into(),
+    }))
+    .unwrap();
+    assert_eq!(close_code(&mut ws), Some(1001));
+
+    // A message over max_message: 1009.
+    let mut ws = ws_connect(addr, "/ws");
+    ws.send(Message::binary(vec![0u8; 2048])).unwrap();
+    assert_eq!(close_code(&mut ws), Some(1009));
+
+    // Raw frames for what tungstenite will not send: invalid UTF-8 (1007), an unmasked
+    // client frame (1002), a reserved opcode (1002).
+    for (frame, code) in [
+        (&[0x81u8, 0x82, 0, 0, 0, 0, 0xc3, 0x28][..], 1007u16),
+        (&[0x82u8, 0x01, 0x00][..], 1002),
+        (&[0x83u8, 0x80, 0, 0, 0, 0][..], 1002),
+    ] {
+        let mut stream = connect(addr);
+        stream.write_all(&upgrade_request("/ws", "")).unwrap();
+        let mut pending = Vec::new();
+        assert_eq!(read_response(&mut stream, &mut pending).status, 101);
+        stream.write_all(frame).unwrap();
+        let mut got = pending;
+        let mut buf = [0u8; 64];
+        while got.len() < 4 {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got[0], 0x88, "expected a Close frame");
+        assert_eq!(u16::from_be_bytes([got[2], got[3]]), code);
+    }
+    wait_until("on_close for every connection", || {
+        seen.closes.lock().unwrap().len() >= 6
+    });
+    let closes = seen.closes.lock().unwrap().clone();
+    assert!(
+        closes.iter().any(|c| c.contains("Local(CloseCode(4001))")),
+        "{closes:?}"
+    );
+    assert!(
+        closes
+            .iter()
+            .any(|c| c.contains("Peer(Some(CloseCode(1001)), \"bye\")")),
+        "{closes:?}"
+    );
+    assert!(
+        closes
+            .iter()
+            .any(|c| c.contains("Protocol(MessageTooLarge)")),
+        "{closes:?}"
+    );
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+#[test]
+fn handshake_refusals_carry_their_status() {
+    let (handle, addr, _) = start(test_config());
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    type Case = (String, u16, Option<(&'static str, &'static str)>);
+    let cases: Vec<Case> = vec![
+        // No Upgrade at all on a WebSocket path.
+        ("GET /ws HTTP/1.1\r\nHost: t\r\n\r\n".into(), 400, None),
+        // Not GET.
+        (
+            format!("POST /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{key}Sec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"),
+            405,
+            Some(("allow", "GET")),
+        ),
+        // A key that is not 16 bytes of base64.
+        (
+            "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n".into(),
+            400,
+            None,
+        ),
+        // An unsupported version.
+        (
+            format!("GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{key}Sec-WebSocket-Version: 8\r\n\r\n"),
+            426,
+            Some(("sec-websocket-version", "13")),
+        ),
+        // The application refuses the Origin.
+        (
+            String::from_utf8(upgrade_request("/ws/origin", "Origin: https://evil.example\r\n")).unwrap(),
+            403,
+            None,
+        ),
+    ];
+    for (req, status, header) in cases {
+        let mut stream = connect(addr);
+        stream.write_all(req.as_bytes()).unwrap();
+        let res = read_response(&mut stream, &mut Vec::new());
+        assert_eq!(res.status, status, "for {req:?}");
+        if let Some((name, value)) = header {
+            assert_eq!(res.header(name), Some(value), "for {req:?}");
+        }
+    }
+    // The good Origin and a chosen subprotocol are accepted.
+    let mut stream = connect(addr);
+    stream
+        .write_all(&upgrade_request(
+            "/ws/origin",
+            "Origin: https://good.example\r\n",
+        ))
+        .unwrap();
+    assert_eq!(read_response(&mut stream, &mut Vec::new()).status, 101);
+    let mut stream = connect(addr);
+    stream
+        .write_all(&upgrade_request(
+            "/ws/proto",
+            "Sec-WebSocket-Protocol: a, b\r\n",
+        ))
+        .unwrap();
+    let res = read_response(&mut stream, &mut Vec::new());
+    assert_eq!(res.status, 101);
+    assert_eq!(res.header("sec-websocket-protocol"), Some("b"));
+    assert_eq!(
+        res.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+#[test]
+fn publish_reaches_every_subscriber_on_every_worker() {
+    let (handle, addr, _) = start(test_config());
+    let mut clients: Vec<_> = (0..6).map(|_| ws_connect(addr, "/ws/chat")).collect();
+    // Subscriptions happen in on_open, which ran before the 101 was flushed.
+    clients[0].send(Message::text("hi all")).unwrap();
+    for ws in &mut clients {
+        assert_eq!(next_message(ws), Message::text("hi all"));
+    }
+    // From outside any connection, through the Control handle.
+    handle
+        .control()
+        .publish("room", berth::server::Message::Binary(b"from outside"));
+    for ws in &mut clients {
+        assert_eq!(next_message(ws), Message::binary(b"from outside".to_vec()));
+    }
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+#[test]
+fn a_sender_reaches_its_connection_from_another_thread() {
+    let (handle, addr, seen) = start(test_config());
+    let mut ws = ws_connect(addr, "/ws/sender");
+    wait_until("the sender", || !seen.senders.lock().unwrap().is_empty());
+    let sender = seen.senders.lock().unwrap()[0].clone();
+    std::thread::spawn(move || {
+        sender.send_text("pushed").unwrap();
+        sender
+            .close(berth::ws::CloseCode::from(4002), "done")
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(next_message(&mut ws), Message::text("pushed"));
+    assert_eq!(close_code(&mut ws), Some(4002));
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+#[test]
+fn a_slow_reader_is_held_to_the_bounded_buffer_and_closed() {
+    let mut config = test_config();
+    config.max_write_buffer = 256 * 1024;
+    config.write_high_water = 64 * 1024;
+    config.timeouts.write = Duration::from_millis(300);
+    let (handle, addr, seen) = start(config);
+    // Connect and never read: the server floods until the buffer is at its bound.
+    let mut stream = connect(addr);
+    stream.write_all(&upgrade_request("/ws/flood", "")).unwrap();
+    wait_until("the slow consumer to be closed", || {
+        seen.closes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c == "SlowConsumer")
+    });
+    let max = seen.max_buffered.load(Ordering::SeqCst);
+    assert!(max > 0 && max <= 256 * 1024, "buffered {max}");
+    // Other connections are served all along.
+    let mut ws = ws_connect(addr, "/ws");
+    ws.send(Message::text("still here")).unwrap();
+    assert_eq!(next_message(&mut ws), Message::text("still here"));
+    drop(stream);
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+#[test]
+fn idle_connections_are_pinged_and_dead_ones_closed() {
+    let mut config = test_config();
+    config.timeouts.ping = Some(Duration::from_millis(200));
+    config.timeouts.pong = Duration::from_millis(200);
+    let (handle, addr, seen) = start(config);
+    // A live client gets pings (tungstenite answers them while reading).
+    let mut ws = ws_connect(addr, "/ws");
+    match ws.read().unwrap() {
+        Message::Ping(payload) => assert!(payload.is_empty()),
+        other => panic!("expected a ping, got {other:?}"),
+    }
+    // A client that never answers is closed as timed out.
+    let mut stream = connect(addr);
+    stream.write_all(&upgrade_request("/ws", "")).unwrap();
+    wait_until("the silent client to time out", || {
+        seen.closes.lock().unwrap().iter().any(|c| c == "Timeout")
+    });
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+#[test]
+fn shutdown_closes_websockets_with_1001() {
+    let (handle, addr, seen) = start(test_config());
+    let mut ws = ws_connect(addr, "/ws");
+    ws.send(Message::text("before")).unwrap();
+    assert_eq!(next_message(&mut ws), Message::text("before"));
+    handle.shutdown();
+    assert_eq!(close_code(&mut ws), Some(1001));
+    handle.join().unwrap();
+    assert!(seen.closes.lock().unwrap().iter().any(|c| c == "Shutdown"));
+}
