@@ -24,9 +24,8 @@
 //! #         let _ = res.send(204, &[], b"");
 //! #     }
 //! # }
-//! let port = berth::platform::Environment::load()
-//!     .map(|env| env.http_port())
-//!     .unwrap_or(8080);
+//! // 8080 unless PORT, PORT_WWW or environment.json say otherwise.
+//! let port = berth::platform::Environment::load()?.http_port()?;
 //! Server::new(Config::default())
 //!     .listen(("0.0.0.0", port))?
 //!     .run(App)?; // until SIGTERM or SIGINT, then a graceful drain
