@@ -982,3 +982,18 @@ fn finish_response(res: &mut Responder<'_>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// An idle WebSocket connection holds its slab entry and its boxed phase, and no
+    /// buffers; keep that well under the 2 KiB per connection budget (the slab's spare
+    /// capacity and the allocator's overhead come on top).
+    #[test]
+    fn an_idle_connection_fits_its_memory_budget() {
+        let session = core::mem::size_of::<super::Session<()>>();
+        let ws = core::mem::size_of::<super::WsPhase>();
+        let http = core::mem::size_of::<super::HttpPhase>();
+        assert!(session + ws <= 1024, "session {session} + ws {ws}");
+        assert!(session + http <= 1024, "session {session} + http {http}");
+    }
+}
