@@ -219,7 +219,9 @@ impl<S: Default + Send + 'static> Session<S> {
         scratch: &mut [u8],
         readable: bool,
         writable: bool,
+        hup: bool,
     ) -> bool {
+        self.hup |= hup;
         if writable {
             self.flush(env);
         }
@@ -533,7 +535,9 @@ impl<S: Default + Send + 'static> Session<S> {
                 return;
             }
             let lingering = matches!(self.phase, Phase::Linger);
+            let asked;
             let result = if self.in_len == 0 || lingering {
+                asked = scratch.len();
                 self.stream.read(scratch)
             } else {
                 if self.in_len == self.inbuf.len() && !self.grow_inbuf(env.config) {
@@ -543,6 +547,7 @@ impl<S: Default + Send + 'static> Session<S> {
                     return;
                 }
                 let spare = self.inbuf.get_mut(self.in_len..).unwrap_or_default();
+                asked = spare.len();
                 self.stream.read(spare)
             };
             let n = match result {
@@ -568,6 +573,9 @@ impl<S: Default + Send + 'static> Session<S> {
                     self.kill = true;
                     return;
                 }
+                if n < asked && !self.hup {
+                    return;
+                }
                 continue;
             }
             if self.in_len == 0 {
@@ -588,8 +596,9 @@ impl<S: Default + Send + 'static> Session<S> {
                     self.in_len = 0;
                 }
             }
-            if n < scratch.len().min(self.inbuf.len().max(1)) && !self.hup && self.in_len == 0 {
-                // A short read drained the socket; a new arrival raises a new edge.
+            if n < asked && !self.hup {
+                // A short read drained the socket, and a new arrival raises a new edge. (With
+                // the peer's FIN already reported, read on to see the EOF.)
                 return;
             }
         }

@@ -306,9 +306,9 @@ impl<H: Handler> Worker<H> {
                     }
                     Token(key) => {
                         let writable = event.is_writable() || event.is_write_closed();
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
-                        self.ready(key, readable, writable);
+                        let hup = event.is_read_closed() || event.is_error();
+                        let readable = event.is_readable() || hup;
+                        self.ready(key, readable, writable, hup);
                     }
                 }
             }
@@ -324,7 +324,7 @@ impl<H: Handler> Worker<H> {
             if !self.resume.is_empty() {
                 std::mem::swap(&mut self.resume, &mut resuming);
                 for key in resuming.drain(..) {
-                    self.ready(key, true, true);
+                    self.ready(key, true, true, false);
                 }
             }
             if self.accept_paused_until.is_some_and(|t| now >= t) {
@@ -338,7 +338,7 @@ impl<H: Handler> Worker<H> {
                 self.timer(entry);
             }
             while let Some(key) = self.dirty.pop() {
-                self.ready(key, false, true);
+                self.ready(key, false, true, false);
             }
             self.me.counters.store(&self.stats);
             if let Some(deadline) = self.drain_deadline {
@@ -398,12 +398,12 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Drive the session `key` after readiness; remove it if it finished.
-    fn ready(&mut self, key: usize, readable: bool, writable: bool) {
+    fn ready(&mut self, key: usize, readable: bool, writable: bool, hup: bool) {
         let (mut env, sessions, scratch) = self.env();
         let Some(session) = sessions.get_mut(key) else {
             return;
         };
-        let done = session.ready(&mut env, scratch, readable, writable);
+        let done = session.ready(&mut env, scratch, readable, writable, hup);
         if done {
             self.remove(key);
         }
@@ -512,7 +512,7 @@ impl<H: Handler> Worker<H> {
         self.stats.connections += 1;
         // Read whatever arrived with the connection; edge-triggered readiness for it may
         // already have been reported before registration.
-        self.ready(key, true, false);
+        self.ready(key, true, false, false);
         let (mut env, sessions, _) = self.env();
         if let Some(session) = sessions.get_mut(key) {
             session.arm(&mut env);
