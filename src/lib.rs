@@ -21,8 +21,10 @@
 //! [`ws::ProtocolError::close_code`], [`handshake::HandshakeError::status`]. Nothing a peer sends
 //! can panic the core or make it grow without bound.
 //!
+//! The upper layer, [`server`], is the runtime: `mio` event loops (one per core) that read
+//! sockets into buffers, hand the bytes to the core, call the application's
+//! [`server::Handler`], and write what it answers. It is the only code that does I/O.
 //! [`platform`] reads the hosting platform's conventions (the HTTP port, `environment.json`).
-//! The `mio` runtime that moves the bytes is the next piece of work.
 //!
 //! ## Example
 //!

@@ -125,7 +125,8 @@ fn echo_and_keep_alive_requests_allocate_nothing_in_steady_state() {
 
     // HTTP: batches of 8 pipelined GETs on one keep-alive connection.
     let mut http = TcpStream::connect(addr).unwrap();
-    http.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     http.set_nodelay(true).unwrap();
     let get = b"GET /plaintext HTTP/1.1\r\nHost: t\r\nUser-Agent: alloc-test\r\n\r\n";
     http.write_all(get).unwrap();
