@@ -77,6 +77,7 @@ pub mod http;
 pub mod limits;
 pub mod platform;
 pub mod server;
+pub mod testing;
 pub mod ws;
 
 pub use limits::Limits;

@@ -4,7 +4,6 @@
 
 mod util;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,10 +13,18 @@ use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
-use util::{connect, read_response, start, test_config, upgrade_request, wait_until};
+use util::{start, test_config, upgrade_request, wait_until};
+
+/// A plain socket for tungstenite, with timeouts.
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(util::WAIT)).unwrap();
+    stream.set_write_timeout(Some(util::WAIT)).unwrap();
+    stream
+}
 
 fn ws_connect(addr: SocketAddr, path: &str) -> WebSocket<TcpStream> {
-    let stream = connect(addr);
+    let stream = tcp(addr);
     let (ws, response) = tungstenite::client(format!("ws://{addr}{path}"), stream).unwrap();
     assert_eq!(response.status(), 101);
     ws
@@ -50,7 +57,8 @@ fn echoes_text_binary_and_a_16_mib_message() {
     config.limits.max_message = 16 << 20;
     config.limits.max_frame_payload = 16 << 20;
     config.max_write_buffer = 40 << 20;
-    let (handle, addr, _) = start(config);
+    let (server, _) = start(config);
+    let addr = server.addr();
     let mut ws = ws_connect(addr, "/ws");
     ws.send(Message::text("hello, berth")).unwrap();
     assert_eq!(next_message(&mut ws), Message::text("hello, berth"));
@@ -68,13 +76,13 @@ fn echoes_text_binary_and_a_16_mib_message() {
     ws.close(None).unwrap();
     // A Close without a code is answered with one without a code (RFC 6455 §5.5.1).
     assert_eq!(close_code(&mut ws), None);
-    handle.shutdown();
-    handle.join().unwrap();
+    server.shutdown().unwrap();
 }
 
 #[test]
 fn fragments_are_reassembled_and_pings_answered_between_them() {
-    let (handle, addr, _) = start(test_config());
+    let (server, _) = start(test_config());
+    let addr = server.addr();
     let mut ws = ws_connect(addr, "/ws");
     ws.write(Message::Frame(Frame::message(
         "frag".as_bytes().to_vec(),
@@ -101,15 +109,15 @@ fn fragments_are_reassembled_and_pings_answered_between_them() {
         Message::Pong(b"between".to_vec().into())
     );
     assert_eq!(ws.read().unwrap(), Message::text("fragmented ✓"));
-    handle.shutdown();
-    handle.join().unwrap();
+    server.shutdown().unwrap();
 }
 
 #[test]
 fn close_codes_from_the_app_and_from_protocol_errors() {
     let mut config = test_config();
     config.limits.max_message = 1024;
-    let (handle, addr, seen) = start(config);
+    let (server, seen) = start(config);
+    let addr = server.addr();
 
     // The application closes with its own code.
     let mut ws = ws_connect(addr, "/ws");
@@ -137,20 +145,9 @@ fn close_codes_from_the_app_and_from_protocol_errors() {
         (&[0x82u8, 0x01, 0x00][..], 1002),
         (&[0x83u8, 0x80, 0, 0, 0, 0][..], 1002),
     ] {
-        let mut stream = connect(addr);
-        stream.write_all(&upgrade_request("/ws", "")).unwrap();
-        let mut pending = Vec::new();
-        assert_eq!(read_response(&mut stream, &mut pending).status, 101);
-        stream.write_all(frame).unwrap();
-        let mut got = pending;
-        let mut buf = [0u8; 64];
-        while got.len() < 4 {
-            let n = stream.read(&mut buf).unwrap();
-            assert!(n > 0);
-            got.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(got[0], 0x88, "expected a Close frame");
-        assert_eq!(u16::from_be_bytes([got[2], got[3]]), code);
+        let mut ws = server.websocket("/ws").unwrap();
+        ws.send_raw(frame).unwrap();
+        ws.expect_close(code).unwrap();
     }
     wait_until("on_close for every connection", || {
         seen.closes.lock().unwrap().len() >= 6
@@ -172,13 +169,13 @@ fn close_codes_from_the_app_and_from_protocol_errors() {
             .any(|c| c.contains("Protocol(MessageTooLarge)")),
         "{closes:?}"
     );
-    handle.shutdown();
-    handle.join().unwrap();
+    server.shutdown().unwrap();
 }
 
 #[test]
 fn handshake_refusals_carry_their_status() {
-    let (handle, addr, _) = start(test_config());
+    let (server, _) = start(test_config());
+    let addr = server.addr();
     let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     type Case = (String, u16, Option<(&'static str, &'static str)>);
     let cases: Vec<Case> = vec![
@@ -210,44 +207,44 @@ fn handshake_refusals_carry_their_status() {
         ),
     ];
     for (req, status, header) in cases {
-        let mut stream = connect(addr);
-        stream.write_all(req.as_bytes()).unwrap();
-        let res = read_response(&mut stream, &mut Vec::new());
+        let mut http = server.http().unwrap();
+        http.send_raw(req.as_bytes()).unwrap();
+        let res = http.read_response().unwrap();
         assert_eq!(res.status, status, "for {req:?}");
         if let Some((name, value)) = header {
             assert_eq!(res.header(name), Some(value), "for {req:?}");
         }
     }
     // The good Origin and a chosen subprotocol are accepted.
-    let mut stream = connect(addr);
-    stream
-        .write_all(&upgrade_request(
-            "/ws/origin",
-            "Origin: https://good.example\r\n",
-        ))
-        .unwrap();
-    assert_eq!(read_response(&mut stream, &mut Vec::new()).status, 101);
-    let mut stream = connect(addr);
-    stream
-        .write_all(&upgrade_request(
-            "/ws/proto",
-            "Sec-WebSocket-Protocol: a, b\r\n",
-        ))
-        .unwrap();
-    let res = read_response(&mut stream, &mut Vec::new());
+    let mut http = server.http().unwrap();
+    http.send_raw(&upgrade_request(
+        "/ws/origin",
+        "Origin: https://good.example\r\n",
+    ))
+    .unwrap();
+    assert_eq!(http.read_response().unwrap().status, 101);
+    let ws = berth::testing::WsClient::connect(addr, "/ws/proto", &["a", "b"]).unwrap();
+    assert_eq!(ws.protocol(), Some("b"));
+    let mut http = server.http().unwrap();
+    http.send_raw(&upgrade_request(
+        "/ws/proto",
+        "Sec-WebSocket-Protocol: a, b\r\n",
+    ))
+    .unwrap();
+    let res = http.read_response().unwrap();
     assert_eq!(res.status, 101);
     assert_eq!(res.header("sec-websocket-protocol"), Some("b"));
     assert_eq!(
         res.header("sec-websocket-accept"),
         Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
     );
-    handle.shutdown();
-    handle.join().unwrap();
+    server.shutdown().unwrap();
 }
 
 #[test]
 fn publish_reaches_every_subscriber_on_every_worker() {
-    let (handle, addr, _) = start(test_config());
+    let (server, _) = start(test_config());
+    let addr = server.addr();
     let mut clients: Vec<_> = (0..6).map(|_| ws_connect(addr, "/ws/chat")).collect();
     // Subscriptions happen in on_open, which ran before the 101 was flushed.
     clients[0].send(Message::text("hi all")).unwrap();
@@ -255,19 +252,19 @@ fn publish_reaches_every_subscriber_on_every_worker() {
         assert_eq!(next_message(ws), Message::text("hi all"));
     }
     // From outside any connection, through the Control handle.
-    handle
+    server
         .control()
         .publish("room", berth::server::Message::Binary(b"from outside"));
     for ws in &mut clients {
         assert_eq!(next_message(ws), Message::binary(b"from outside".to_vec()));
     }
-    handle.shutdown();
-    handle.join().unwrap();
+    server.shutdown().unwrap();
 }
 
 #[test]
 fn a_sender_reaches_its_connection_from_another_thread() {
-    let (handle, addr, seen) = start(test_config());
+    let (server, seen) = start(test_config());
+    let addr = server.addr();
     let mut ws = ws_connect(addr, "/ws/sender");
     wait_until("the sender", || !seen.senders.lock().unwrap().is_empty());
     let sender = seen.senders.lock().unwrap()[0].clone();
@@ -281,8 +278,7 @@ fn a_sender_reaches_its_connection_from_another_thread() {
     .unwrap();
     assert_eq!(next_message(&mut ws), Message::text("pushed"));
     assert_eq!(close_code(&mut ws), Some(4002));
-    handle.shutdown();
-    handle.join().unwrap();
+    server.shutdown().unwrap();
 }
 
 #[test]
@@ -291,10 +287,11 @@ fn a_slow_reader_is_held_to_the_bounded_buffer_and_closed() {
     config.max_write_buffer = 256 * 1024;
     config.write_high_water = 64 * 1024;
     config.timeouts.write = Duration::from_millis(300);
-    let (handle, addr, seen) = start(config);
+    let (server, seen) = start(config);
+    let addr = server.addr();
     // Connect and never read: the server floods until the buffer is at its bound.
-    let mut stream = connect(addr);
-    stream.write_all(&upgrade_request("/ws/flood", "")).unwrap();
+    let mut stream = server.raw().unwrap();
+    stream.write(&upgrade_request("/ws/flood", "")).unwrap();
     wait_until("the slow consumer to be closed", || {
         seen.closes
             .lock()
@@ -309,8 +306,7 @@ fn a_slow_reader_is_held_to_the_bounded_buffer_and_closed() {
     ws.send(Message::text("still here")).unwrap();
     assert_eq!(next_message(&mut ws), Message::text("still here"));
     drop(stream);
-    handle.shutdown();
-    handle.join().unwrap();
+    server.shutdown().unwrap();
 }
 
 #[test]
@@ -318,7 +314,8 @@ fn idle_connections_are_pinged_and_dead_ones_closed() {
     let mut config = test_config();
     config.timeouts.ping = Some(Duration::from_millis(200));
     config.timeouts.pong = Duration::from_millis(200);
-    let (handle, addr, seen) = start(config);
+    let (server, seen) = start(config);
+    let addr = server.addr();
     // A live client gets pings (tungstenite answers them while reading).
     let mut ws = ws_connect(addr, "/ws");
     match ws.read().unwrap() {
@@ -326,23 +323,23 @@ fn idle_connections_are_pinged_and_dead_ones_closed() {
         other => panic!("expected a ping, got {other:?}"),
     }
     // A client that never answers is closed as timed out.
-    let mut stream = connect(addr);
-    stream.write_all(&upgrade_request("/ws", "")).unwrap();
+    let mut stream = server.raw().unwrap();
+    stream.write(&upgrade_request("/ws", "")).unwrap();
     wait_until("the silent client to time out", || {
         seen.closes.lock().unwrap().iter().any(|c| c == "Timeout")
     });
-    handle.shutdown();
-    handle.join().unwrap();
+    server.shutdown().unwrap();
 }
 
 #[test]
 fn shutdown_closes_websockets_with_1001() {
-    let (handle, addr, seen) = start(test_config());
+    let (server, seen) = start(test_config());
+    let addr = server.addr();
     let mut ws = ws_connect(addr, "/ws");
     ws.send(Message::text("before")).unwrap();
     assert_eq!(next_message(&mut ws), Message::text("before"));
-    handle.shutdown();
+    server.control().shutdown();
     assert_eq!(close_code(&mut ws), Some(1001));
-    handle.join().unwrap();
+    server.shutdown().unwrap();
     assert!(seen.closes.lock().unwrap().iter().any(|c| c == "Shutdown"));
 }

@@ -3,17 +3,14 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth::handshake::{HandshakeError, Upgrade};
 use berth::http::Request;
-use berth::server::{
-    CloseReason, Config, ConnId, Handler, Message, Responder, Sender, ServerHandle, WebSocket,
-};
+use berth::server::{CloseReason, Config, ConnId, Handler, Message, Responder, Sender, WebSocket};
+use berth::testing::TestServer;
 use berth::ws::CloseCode;
 
 /// How long any single wait in a test may take before it fails.
@@ -178,142 +175,11 @@ pub fn test_config() -> Config {
     config
 }
 
-/// Start [`TestApp`] on 127.0.0.1:0 with `config`.
-pub fn start(config: Config) -> (ServerHandle, SocketAddr, Arc<Seen>) {
+/// Start [`TestApp`] on 127.0.0.1:0 with `config`, through berth's own testing kit.
+pub fn start(config: Config) -> (TestServer, Arc<Seen>) {
     let app = TestApp::default();
     let seen = Arc::clone(&app.seen);
-    let server = berth::server::Server::new(config)
-        .listen("127.0.0.1:0")
-        .unwrap();
-    let handle = server.spawn(app).unwrap();
-    let addr = handle.local_addrs()[0];
-    (handle, addr, seen)
-}
-
-/// A connected socket with read and write timeouts of [`WAIT`].
-pub fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.set_write_timeout(Some(WAIT)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-}
-
-/// Read until EOF (or the timeout, which fails the test).
-pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return all,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return all,
-            Err(e) => panic!("read failed after {} bytes: {e}", all.len()),
-        }
-    }
-}
-
-/// One parsed HTTP response.
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Read exactly one response (Content-Length or chunked body) from `stream`, keeping any
-/// bytes that follow in `pending`.
-pub fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Response {
-    let mut buf = [0u8; 8192];
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(head_len) = parsed.parse(pending).unwrap() {
-            let status = parsed.code.unwrap();
-            let headers: Vec<(String, String)> = parsed
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
-            let mut response = Response {
-                status,
-                headers,
-                body: Vec::new(),
-            };
-            let chunked = response
-                .header("transfer-encoding")
-                .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-            pending.drain(..head_len);
-            if chunked {
-                response.body = read_chunked(stream, pending);
-            } else {
-                let len: usize = response
-                    .header("content-length")
-                    .map_or(0, |v| v.parse().unwrap());
-                while pending.len() < len {
-                    let n = stream.read(&mut buf).unwrap();
-                    assert!(n > 0, "EOF inside a response body");
-                    pending.extend_from_slice(&buf[..n]);
-                }
-                response.body = pending.drain(..len).collect();
-            }
-            return response;
-        }
-        let n = stream.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "EOF before a response head; got {:?}",
-            String::from_utf8_lossy(pending)
-        );
-        pending.extend_from_slice(&buf[..n]);
-    }
-}
-
-fn read_chunked(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(line_end) = pending.windows(2).position(|w| w == b"\r\n") {
-            let size = usize::from_str_radix(
-                std::str::from_utf8(&pending[..line_end]).unwrap().trim(),
-                16,
-            )
-            .unwrap();
-            let need = line_end + 2 + size + 2;
-            if pending.len() >= need {
-                body.extend_from_slice(&pending[line_end + 2..line_end + 2 + size]);
-                pending.drain(..need);
-                if size == 0 {
-                    return body;
-                }
-                continue;
-            }
-        }
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "EOF inside a chunked body");
-        pending.extend_from_slice(&buf[..n]);
-    }
-}
-
-/// Send `request` on a new connection and read one response.
-pub fn request(addr: SocketAddr, request: &[u8]) -> Response {
-    let mut stream = connect(addr);
-    stream.write_all(request).unwrap();
-    read_response(&mut stream, &mut Vec::new())
+    (TestServer::with_config(config, app).unwrap(), seen)
 }
 
 /// A valid upgrade request for `path`, with extra header lines.
