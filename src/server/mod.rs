@@ -257,7 +257,8 @@ impl Server {
     }
 
     /// Serve `handler` until SIGTERM or SIGINT, then drain gracefully (see
-    /// [`Control::shutdown`]) and return.
+    /// [`Control::shutdown`]) and return. A second signal during the drain ends the process
+    /// at once (exit status 128 + the signal), as an impatient operator expects.
     ///
     /// # Errors
     ///
@@ -271,9 +272,14 @@ impl Server {
         let watcher = std::thread::Builder::new()
             .name("berth-signals".into())
             .spawn(move || {
-                if let Some(signal) = signals.forever().next() {
+                let mut signals = signals.forever();
+                if let Some(signal) = signals.next() {
                     log::info!("signal {signal}: draining");
                     control.shutdown();
+                }
+                if let Some(signal) = signals.next() {
+                    log::warn!("signal {signal} during the drain: exiting now");
+                    std::process::exit(128 + signal);
                 }
             })?;
         let result = handle.join();
