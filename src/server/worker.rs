@@ -29,6 +29,8 @@ const LISTENER_BASE: usize = usize::MAX - 1;
 const MAX_QUEUED: usize = 1 << 16;
 /// How long accepting pauses after an accept error such as EMFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often a persisting accept error is logged.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 /// Events taken from the poll at once.
 const EVENTS: usize = 1024;
 
@@ -220,6 +222,7 @@ pub(crate) struct Worker<H: Handler> {
     next_gen: u32,
     max_sessions: usize,
     accept_paused_until: Option<Instant>,
+    accept_warned: Option<Instant>,
     drain_deadline: Option<Instant>,
     /// Sessions whose reads were cut short for fairness, to continue next turn.
     resume: Vec<usize>,
@@ -275,6 +278,7 @@ impl<H: Handler> Worker<H> {
             stats: Stats::default(),
             next_gen: 0,
             accept_paused_until: None,
+            accept_warned: None,
             drain_deadline: None,
             resume: Vec::new(),
             dirty: Vec::new(),
@@ -467,12 +471,19 @@ impl<H: Handler> Worker<H> {
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection stays queued, and
                     // retrying at once would spin. Try again after a pause.
-                    log::warn!(
-                        "worker {}: accept failed: {e}; pausing accepts for {:?}",
-                        self.index,
-                        ACCEPT_BACKOFF
-                    );
-                    self.accept_paused_until = Some(self.clock.now() + ACCEPT_BACKOFF);
+                    let now = self.clock.now();
+                    let quiet = self
+                        .accept_warned
+                        .is_some_and(|t| now.saturating_duration_since(t) < ACCEPT_WARN_EVERY);
+                    if !quiet {
+                        log::warn!(
+                            "worker {}: accept failed: {e}; pausing accepts for {:?} at a time",
+                            self.index,
+                            ACCEPT_BACKOFF
+                        );
+                        self.accept_warned = Some(now);
+                    }
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                     return;
                 }
             };
