@@ -127,10 +127,7 @@ impl TestServer {
     ///
     /// An I/O error connecting.
     pub fn http(&self) -> io::Result<HttpClient> {
-        Ok(HttpClient {
-            raw: RawClient::connect(self.addr)?,
-            pending: Vec::new(),
-        })
+        HttpClient::connect(self.addr)
     }
 
     /// A new WebSocket connection to `path` (the handshake is done).
@@ -291,6 +288,18 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
+    /// A keep-alive connection to `addr` (any HTTP/1.1 server).
+    ///
+    /// # Errors
+    ///
+    /// An I/O error connecting.
+    pub fn connect(addr: SocketAddr) -> io::Result<Self> {
+        Ok(HttpClient {
+            raw: RawClient::connect(addr)?,
+            pending: Vec::new(),
+        })
+    }
+
     /// `GET path` and read the response.
     ///
     /// # Errors
