@@ -193,3 +193,28 @@ fn shutdown_lets_an_in_flight_request_finish_and_closes_idle_ones() {
     // The listeners are closed.
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn a_port_in_use_is_reported_unless_sharing_is_asked_for() {
+    let (server, _) = start(test_config());
+    let addr = server.addr();
+    let err = berth::server::Server::new(test_config())
+        .listen(addr)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    // With share_port, a second server takes the same port (as a zero-downtime handover
+    // does), and the connection's local address tells which port a request came in on.
+    let mut config = test_config();
+    config.share_port = true;
+    let second = berth::server::Server::new(config)
+        .listen(addr)
+        .unwrap()
+        .spawn(util::TestApp::default())
+        .unwrap();
+    assert_eq!(second.local_addrs(), [addr]);
+    let res = server.http().unwrap().get("/where").unwrap();
+    assert_eq!(res.body, addr.to_string().as_bytes());
+    second.shutdown();
+    second.join().unwrap();
+    server.shutdown().unwrap();
+}

@@ -216,6 +216,7 @@ pub struct Responder<'a> {
     pub(crate) date: &'a DateCache,
     pub(crate) exchange: &'a mut Exchange,
     pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
     pub(crate) buffered: usize,
     pub(crate) control: &'a Control,
     /// The request body has been read to its end.
@@ -377,6 +378,11 @@ impl Responder<'_> {
         self.peer
     }
 
+    /// The listening address the connection came in on (which of several ports, say).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
     /// Bytes queued on this connection and not yet taken by the socket, before this call's
     /// writes.
     pub fn buffered(&self) -> usize {
@@ -426,6 +432,7 @@ pub struct WebSocket<'a> {
     pub(crate) worker: &'a Arc<WorkerShared>,
     pub(crate) control: &'a Control,
     pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
 }
 
 impl core::fmt::Debug for WebSocket<'_> {
@@ -471,6 +478,11 @@ impl WebSocket<'_> {
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// The listening address the connection came in on (which of several ports, say).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 
     /// Bytes queued for this connection and not yet taken by the socket.

@@ -126,6 +126,11 @@ pub struct Config {
     pub backlog: i32,
     /// Set `TCP_NODELAY` on accepted sockets. Default `true`.
     pub nodelay: bool,
+    /// Let [`Server::listen`] bind a port another process is already listening on with
+    /// `SO_REUSEPORT` (another berth server, say), so the two share it. That is how a new
+    /// version can take over a port while the old one drains (a zero-downtime restart).
+    /// Default `false`: such a port is reported as in use, as any other would be.
+    pub share_port: bool,
 }
 
 impl Default for Config {
@@ -140,6 +145,7 @@ impl Default for Config {
             read_buffer: 64 * 1024,
             backlog: 1024,
             nodelay: true,
+            share_port: false,
         }
     }
 }
@@ -170,6 +176,9 @@ impl Server {
         let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
         })?;
+        if !self.config.share_port && addr.port() != 0 {
+            check_port_free(addr)?;
+        }
         self.listeners
             .push(bind_listener(addr, self.config.backlog)?);
         Ok(self)
@@ -299,6 +308,24 @@ fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     Ok(socket.into())
+}
+
+/// Fail with `AddrInUse` if something listens on `addr`, even with `SO_REUSEPORT` (which
+/// would otherwise let our own `SO_REUSEPORT` bind succeed and silently share the port).
+fn check_port_free(addr: SocketAddr) -> io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into()).map_err(|e| {
+        if e.kind() == io::ErrorKind::AddrInUse {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{addr} is already in use (set Config::share_port to share it)"),
+            )
+        } else {
+            e
+        }
+    })
 }
 
 /// A further worker's listener: a new SO_REUSEPORT socket where the kernel supports spreading

@@ -55,6 +55,8 @@ pub(crate) struct Env<'a, H: Handler> {
     pub(crate) stats: &'a mut Stats,
     pub(crate) resume: &'a mut Vec<usize>,
     pub(crate) draining: bool,
+    /// The worker's listening addresses, by listener index.
+    pub(crate) local_addrs: &'a [SocketAddr],
 }
 
 /// The HTTP phase: the core's connection and the exchange in progress.
@@ -113,6 +115,8 @@ enum Phase {
 pub(crate) struct Session<S> {
     stream: TcpStream,
     peer: SocketAddr,
+    /// Which of the worker's listeners accepted the connection.
+    listener: u16,
     id: ConnId,
     phase: Phase,
     state: S,
@@ -168,12 +172,20 @@ impl<S> Session<S> {
     fn unsent(&self) -> usize {
         self.out.len() - self.out_pos
     }
+
+    fn local<H: Handler>(&self, env: &Env<'_, H>) -> SocketAddr {
+        env.local_addrs
+            .get(usize::from(self.listener))
+            .copied()
+            .unwrap_or(self.peer)
+    }
 }
 
 impl<S: Default + Send + 'static> Session<S> {
     pub(crate) fn new(
         stream: TcpStream,
         peer: SocketAddr,
+        listener: u16,
         key: u32,
         gen: u32,
         worker: u32,
@@ -183,6 +195,7 @@ impl<S: Default + Send + 'static> Session<S> {
         Session {
             stream,
             peer,
+            listener,
             id: ConnId { worker, key, gen },
             phase: Phase::Http(Box::new(HttpPhase {
                 conn: ServerConn::new(&config.limits),
@@ -459,6 +472,7 @@ impl<S: Default + Send + 'static> Session<S> {
     }
 
     fn drained<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>) {
+        let local = self.local(env);
         let Phase::Ws(ws) = &mut self.phase else {
             return;
         };
@@ -474,6 +488,7 @@ impl<S: Default + Send + 'static> Session<S> {
             worker: env.me,
             control: env.control,
             peer: self.peer,
+            local,
         };
         let _ = unsent;
         let (handler, state) = (env.handler, &mut self.state);
@@ -663,6 +678,7 @@ impl<S: Default + Send + 'static> Session<S> {
         env: &mut Env<'_, H>,
         data: &[u8],
     ) -> (usize, bool) {
+        let local = self.local(env);
         let Phase::Http(h) = &mut self.phase else {
             return (data.len(), false);
         };
@@ -690,6 +706,7 @@ impl<S: Default + Send + 'static> Session<S> {
                 date: env.date,
                 exchange: &mut h.exchange,
                 peer: self.peer,
+                local,
                 buffered,
                 control: env.control,
                 body_done: false,
@@ -752,6 +769,7 @@ impl<S: Default + Send + 'static> Session<S> {
 
     /// The `101` was written: become a WebSocket and tell the application.
     fn open_ws<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>) {
+        let local = self.local(env);
         self.phase = Phase::Ws(Box::new(WsPhase {
             conn: ws::Conn::new(
                 Role::Server,
@@ -786,6 +804,7 @@ impl<S: Default + Send + 'static> Session<S> {
             worker: env.me,
             control: env.control,
             peer: self.peer,
+            local,
         };
         let (handler, state) = (env.handler, &mut self.state);
         if catch_unwind(AssertUnwindSafe(|| handler.on_open(state, &mut view))).is_err() {
@@ -800,6 +819,7 @@ impl<S: Default + Send + 'static> Session<S> {
         env: &mut Env<'_, H>,
         data: &mut [u8],
     ) -> usize {
+        let local = self.local(env);
         let Phase::Ws(ws) = &mut self.phase else {
             return data.len();
         };
@@ -873,6 +893,7 @@ impl<S: Default + Send + 'static> Session<S> {
                 worker: env.me,
                 control: env.control,
                 peer: self.peer,
+                local,
             };
             let (handler, state) = (env.handler, &mut self.state);
             if catch_unwind(AssertUnwindSafe(|| {

@@ -207,6 +207,7 @@ pub(crate) struct Worker<H: Handler> {
     index: usize,
     poll: Poll,
     listeners: Vec<Option<TcpListener>>,
+    local_addrs: Vec<std::net::SocketAddr>,
     sessions: Slab<Session<H::State>>,
     handler: Arc<H>,
     config: Arc<Config>,
@@ -240,7 +241,9 @@ impl<H: Handler> Worker<H> {
         control: Control,
     ) -> io::Result<Self> {
         let mut registered = Vec::with_capacity(listeners.len());
+        let mut local_addrs = Vec::with_capacity(listeners.len());
         for (i, listener) in listeners.into_iter().enumerate() {
+            local_addrs.push(listener.local_addr()?);
             listener.set_nonblocking(true)?;
             let mut listener = TcpListener::from_std(listener);
             poll.registry().register(
@@ -263,6 +266,7 @@ impl<H: Handler> Worker<H> {
             index,
             poll,
             listeners: registered,
+            local_addrs,
             sessions: Slab::new(),
             handler,
             max_sessions: config.max_connections.div_ceil(workers).max(1),
@@ -397,6 +401,7 @@ impl<H: Handler> Worker<H> {
             stats: &mut self.stats,
             resume: &mut self.resume,
             draining: self.drain_deadline.is_some(),
+            local_addrs: &self.local_addrs,
         };
         (env, &mut self.sessions, &mut self.scratch)
     }
@@ -487,11 +492,11 @@ impl<H: Handler> Worker<H> {
                     return;
                 }
             };
-            self.add(stream, peer);
+            self.add(stream, peer, index);
         }
     }
 
-    fn add(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr) {
+    fn add(&mut self, mut stream: TcpStream, peer: std::net::SocketAddr, listener: usize) {
         if self.config.nodelay {
             let _ = stream.set_nodelay(true);
         }
@@ -513,6 +518,7 @@ impl<H: Handler> Worker<H> {
         entry.insert(Session::new(
             stream,
             peer,
+            u16::try_from(listener).unwrap_or(u16::MAX),
             key as u32,
             self.next_gen,
             self.index as u32,

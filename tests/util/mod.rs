@@ -70,6 +70,9 @@ impl Handler for TestApp {
                 }
                 res.end().unwrap();
             }
+            ("GET", "/where") => {
+                let _ = res.send(200, &[], res.local_addr().to_string().as_bytes());
+            }
             ("POST", "/echo") => state.route = "echo",
             ("GET", "/late") => state.route = "late",
             (_, "/ws") | (_, "/ws/chat") | (_, "/ws/flood") | (_, "/ws/sender") => {
