@@ -182,6 +182,7 @@ impl<S> Session<S> {
 }
 
 impl<S: Default + Send + 'static> Session<S> {
+    #[allow(clippy::too_many_arguments)] // Called from one place, with everything a session is.
     pub(crate) fn new(
         stream: TcpStream,
         peer: SocketAddr,

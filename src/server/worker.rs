@@ -304,6 +304,11 @@ impl<H: Handler> Worker<H> {
             }
             let now = self.clock.update();
             self.date.update(self.clock.unix_secs());
+            // Before this turn's events: a request that arrives after the shutdown began is
+            // answered as draining (Connection: close) even if the wake-up is still queued.
+            if self.drain_deadline.is_none() && self.control.is_shutting_down() {
+                self.start_drain(now);
+            }
 
             let mut woken = false;
             for event in events.iter() {
@@ -324,9 +329,6 @@ impl<H: Handler> Worker<H> {
                 self.me.take(&mut commands);
                 for command in commands.drain(..) {
                     self.command(command);
-                }
-                if self.control.is_shutting_down() && self.drain_deadline.is_none() {
-                    self.start_drain(now);
                 }
             }
             if !self.resume.is_empty() {
