@@ -1,5 +1,6 @@
 //! A minimal WebSocket echo server: the conformance target for the Autobahn TestSuite and the
-//! berth side of the end-to-end benchmarks.
+//! berth side of the end-to-end benchmarks (where it also answers plain HTTP requests with
+//! `Hello, World!`).
 //!
 //! Run: `cargo run --release --example echo -- 9001` (the port; default 9001), then point a
 //! client at `ws://127.0.0.1:9001/` (any path). It binds to loopback only; `--workers N` sets
@@ -23,11 +24,8 @@ impl Handler for Echo {
         if req.upgrade.is_some() {
             res.websocket(req);
         } else {
-            let _ = res.send(
-                200,
-                &[("Content-Type", b"text/plain")],
-                b"berth echo: connect with WebSocket\n",
-            );
+            // The TechEmpower plaintext answer, as the HTTP peer in the benchmarks gives it.
+            let _ = res.send(200, &[("Content-Type", b"text/plain")], b"Hello, World!");
         }
     }
 

@@ -1,0 +1,443 @@
+//! End-to-end benchmark: berth's `examples/echo.rs` against echo servers built on the peers
+//! (`tokio-tungstenite`, `fastwebsockets`; `hyper` for HTTP), all driven by the same load
+//! generator (`examples/load.rs`) in one run.
+//!
+//! ```text
+//! cargo bench --bench echo                      # every scenario, 3 rounds of 5 s
+//! cargo bench --bench echo -- --rounds 5 --duration 10 --only echo-16b
+//! cargo bench --bench echo -- --out benches/echo-latest.md
+//! ```
+//!
+//! On a machine with two or more cores, each server runs pinned to core 1 with one worker
+//! thread and the load generator to core 0 (`taskset`). Rounds alternate the servers
+//! (A B C A B C ...), each round on a freshly started server. Every figure is the median over
+//! the rounds, reported both raw (operations per second of wall time) and per server
+//! CPU-second (read from `/proc/PID/stat`): on two cores the load generator can saturate its
+//! core before a fast server saturates its own, and then only the per-CPU figure ranks the
+//! servers. Ratios are berth / peer (above 1 is berth ahead; for memory, below 1 is).
+//!
+//! Only loopback is used; every wait is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// One server under test.
+struct Server {
+    name: &'static str,
+    example: &'static str,
+    /// Arguments after the port.
+    args: &'static [&'static str],
+}
+
+const BERTH: Server = Server {
+    name: "berth",
+    example: "echo",
+    args: &["--workers", "1"],
+};
+const TOKIO_TUNGSTENITE: Server = Server {
+    name: "tokio-tungstenite",
+    example: "peer_tokio_tungstenite",
+    args: &["1"],
+};
+const FASTWEBSOCKETS: Server = Server {
+    name: "fastwebsockets",
+    example: "peer_fastwebsockets",
+    args: &["1"],
+};
+const HYPER: Server = Server {
+    name: "hyper",
+    example: "peer_hyper",
+    args: &["1"],
+};
+
+/// One measurement: a load-generator invocation against a set of servers.
+struct Scenario {
+    name: &'static str,
+    what: &'static str,
+    servers: &'static [Server],
+    /// Load-generator arguments (the target, `--json` and `--server-pid` are added).
+    load: &'static [&'static str],
+    /// The figure compared: `ops_per_s`, or `server_rss_bytes_per_conn` for memory.
+    metric: Metric,
+    scheme: &'static str,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Metric {
+    Rate,
+    Memory,
+}
+
+const WS_SERVERS: &[Server] = &[BERTH, TOKIO_TUNGSTENITE, FASTWEBSOCKETS];
+const HTTP_SERVERS: &[Server] = &[BERTH, HYPER];
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "echo-16b",
+        what: "echo msgs/s, 100 conns x 16 B, 1 in flight",
+        servers: WS_SERVERS,
+        load: &[
+            "ws-echo",
+            "--conns",
+            "100",
+            "--size",
+            "16",
+            "--in-flight",
+            "1",
+        ],
+        metric: Metric::Rate,
+        scheme: "ws",
+    },
+    Scenario {
+        name: "echo-16b-x16",
+        what: "echo msgs/s, 100 conns x 16 B, 16 in flight",
+        servers: WS_SERVERS,
+        load: &[
+            "ws-echo",
+            "--conns",
+            "100",
+            "--size",
+            "16",
+            "--in-flight",
+            "16",
+        ],
+        metric: Metric::Rate,
+        scheme: "ws",
+    },
+    Scenario {
+        name: "echo-64k",
+        what: "echo msgs/s, 10 conns x 64 KiB, 1 in flight",
+        servers: WS_SERVERS,
+        load: &[
+            "ws-echo",
+            "--conns",
+            "10",
+            "--size",
+            "64k",
+            "--in-flight",
+            "1",
+        ],
+        metric: Metric::Rate,
+        scheme: "ws",
+    },
+    Scenario {
+        name: "handshakes",
+        what: "handshakes/s (connect, upgrade, close), 50 concurrent",
+        servers: WS_SERVERS,
+        load: &["handshake", "--conns", "50"],
+        metric: Metric::Rate,
+        scheme: "ws",
+    },
+    Scenario {
+        name: "idle-10k",
+        what: "server RSS per idle WebSocket, 10,000 conns (bytes)",
+        servers: WS_SERVERS,
+        load: &["idle", "--idle", "10000", "--duration", "2"],
+        metric: Metric::Memory,
+        scheme: "ws",
+    },
+    Scenario {
+        name: "http",
+        what: "HTTP plaintext req/s, 100 conns, no pipelining",
+        servers: HTTP_SERVERS,
+        load: &["http", "--conns", "100", "--pipeline", "1"],
+        metric: Metric::Rate,
+        scheme: "http",
+    },
+    Scenario {
+        name: "http-pipelined",
+        what: "HTTP plaintext req/s, 100 conns, 16 pipelined",
+        servers: HTTP_SERVERS,
+        load: &["http", "--conns", "100", "--pipeline", "16"],
+        metric: Metric::Rate,
+        scheme: "http",
+    },
+];
+
+/// What one round measured.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    value: f64,
+    per_server_cpu: f64,
+    server_cpu: f64,
+    client_cpu: f64,
+}
+
+struct Options {
+    rounds: usize,
+    duration: f64,
+    only: Vec<String>,
+    out: Option<PathBuf>,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        rounds: 3,
+        duration: 5.0,
+        only: Vec::new(),
+        out: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rounds" => o.rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(3),
+            "--duration" => o.duration = args.next().and_then(|v| v.parse().ok()).unwrap_or(5.0),
+            "--only" => o.only.extend(args.next()),
+            "--out" => o.out = args.next().map(PathBuf::from),
+            // `cargo bench` passes `--bench`; a name filter is taken as --only.
+            "--bench" => {}
+            other if !other.starts_with('-') => o.only.push(other.to_string()),
+            _ => {}
+        }
+    }
+    o
+}
+
+fn main() {
+    let opts = options();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("building the examples (release)...");
+    let built = Command::new(&cargo)
+        .current_dir(root)
+        .args(["build", "--release", "--examples"])
+        .status()
+        .expect("run cargo");
+    assert!(built.success(), "building the examples failed");
+    let bin = root.join("target/release/examples");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = cores >= 2 && Command::new("taskset").arg("-V").output().is_ok();
+    let machine = machine_line(cores, pin);
+    eprintln!("{machine}");
+
+    let mut table = String::new();
+    table.push_str(&format!(
+        "{machine}\n{} rounds of {} s per server and scenario, medians.\n\n",
+        opts.rounds, opts.duration
+    ));
+    table.push_str(
+        "| scenario | server | raw | per server CPU-s | server CPU | client CPU | berth / server (raw) | berth / server (per CPU) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut port = 19_100u16;
+    for scenario in SCENARIOS {
+        if !opts.only.is_empty() && !opts.only.iter().any(|o| scenario.name.contains(o.as_str())) {
+            continue;
+        }
+        eprintln!("== {}", scenario.what);
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); scenario.servers.len()];
+        for round in 0..opts.rounds {
+            for (i, server) in scenario.servers.iter().enumerate() {
+                port += 1;
+                match run_once(&bin, scenario, server, port, opts.duration, pin) {
+                    Ok(sample) => {
+                        eprintln!(
+                            "   round {} {:>18}: {:>12.0}  ({:.0} per server CPU-s)",
+                            round + 1,
+                            server.name,
+                            sample.value,
+                            sample.per_server_cpu
+                        );
+                        samples[i].push(sample);
+                    }
+                    Err(e) => eprintln!("   round {} {:>18}: failed: {e}", round + 1, server.name),
+                }
+            }
+        }
+        let medians: Vec<Option<Sample>> = samples.iter().map(|s| median(s)).collect();
+        let berth = medians[0];
+        for (server, m) in scenario.servers.iter().zip(&medians) {
+            let Some(m) = m else {
+                table.push_str(&format!(
+                    "| {} | {} | failed | | | | | |\n",
+                    scenario.what, server.name
+                ));
+                continue;
+            };
+            let (raw_ratio, cpu_ratio) = match (berth, scenario.metric) {
+                (Some(_), _) if server.name == "berth" => (String::new(), String::new()),
+                (Some(b), Metric::Rate) => (
+                    format!("{:.2}x", b.value / m.value),
+                    format!("{:.2}x", b.per_server_cpu / m.per_server_cpu),
+                ),
+                (Some(b), Metric::Memory) => (format!("{:.2}x", b.value / m.value), String::new()),
+                (None, _) => (String::new(), String::new()),
+            };
+            let per_cpu = match scenario.metric {
+                Metric::Rate => format!("{:.0}", m.per_server_cpu),
+                Metric::Memory => String::new(),
+            };
+            table.push_str(&format!(
+                "| {} | {} | {:.0} | {} | {:.2} s | {:.2} s | {} | {} |\n",
+                scenario.what,
+                server.name,
+                m.value,
+                per_cpu,
+                m.server_cpu,
+                m.client_cpu,
+                raw_ratio,
+                cpu_ratio
+            ));
+        }
+    }
+    println!("\n{table}");
+    if let Some(out) = opts.out {
+        std::fs::write(&out, &table).expect("write the table");
+        eprintln!("table written to {}", out.display());
+    }
+}
+
+/// Start `server` on `port`, run the load against it, stop it; the load's JSON as a sample.
+fn run_once(
+    bin: &Path,
+    scenario: &Scenario,
+    server: &Server,
+    port: u16,
+    duration: f64,
+    pin: bool,
+) -> Result<Sample, String> {
+    let port_arg = port.to_string();
+    let server_args: Vec<&str> = std::iter::once(port_arg.as_str())
+        .chain(server.args.iter().copied())
+        .collect();
+    let mut child = spawn(
+        pin.then_some("1"),
+        &bin.join(server.example),
+        &server_args,
+        Stdio::null(),
+    )
+    .map_err(|e| format!("start {}: {e}", server.example))?;
+    let result = (|| {
+        wait_listening(port, &mut child)?;
+        let url = format!("{}://127.0.0.1:{port}/", scenario.scheme);
+        let pid = child.id().to_string();
+        let duration = duration.to_string();
+        let mut args: Vec<&str> = scenario.load.to_vec();
+        args.extend(["--url", &url, "--json", "--quiet", "--server-pid", &pid]);
+        if !scenario.load.contains(&"--duration") {
+            args.extend(["--duration", &duration]);
+        }
+        let load = spawn(pin.then_some("0"), &bin.join("load"), &args, Stdio::piped())
+            .map_err(|e| format!("start the load generator: {e}"))?;
+        let output = load
+            .wait_with_output()
+            .map_err(|e| format!("load generator: {e}"))?;
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .map_err(|e| format!("load generator output is not JSON ({e})"))?;
+        let errors = report["errors"]["total"].as_u64().unwrap_or(0);
+        if errors > 0 {
+            eprintln!(
+                "   ({} reported {errors} errors: {})",
+                server.name, report["errors"]
+            );
+        }
+        let number = |key: &str| report[key].as_f64().unwrap_or(0.0);
+        Ok(Sample {
+            value: match scenario.metric {
+                Metric::Rate => number("ops_per_s"),
+                Metric::Memory => number("server_rss_bytes_per_conn"),
+            },
+            per_server_cpu: number("ops_per_server_cpu_s"),
+            server_cpu: number("server_cpu_s"),
+            client_cpu: number("client_cpu_s"),
+        })
+    })();
+    stop(&mut child);
+    result
+}
+
+/// Run `program` with a raised descriptor limit (the idle scenario holds 10,000 sockets on
+/// each side), pinned to `core` when given.
+fn spawn(
+    core: Option<&str>,
+    program: &Path,
+    args: &[&str],
+    stdout: Stdio,
+) -> std::io::Result<Child> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"ulimit -n 19000 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@""#)
+        .arg("sh");
+    if let Some(core) = core {
+        cmd.args(["taskset", "-c", core]);
+    }
+    cmd.arg(program)
+        .args(args)
+        .env("BERTH_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::inherit())
+        .spawn()
+}
+
+fn wait_listening(port: u16, child: &mut Child) -> Result<(), String> {
+    for _ in 0..500 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the server exited: {status}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err("the server did not listen within 10 s".into())
+}
+
+/// SIGTERM, then SIGKILL if it lingers.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn median(samples: &[Sample]) -> Option<Sample> {
+    if samples.is_empty() {
+        return None;
+    }
+    let pick = |f: fn(&Sample) -> f64| {
+        let mut v: Vec<f64> = samples.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    Some(Sample {
+        value: pick(|s| s.value),
+        per_server_cpu: pick(|s| s.per_server_cpu),
+        server_cpu: pick(|s| s.server_cpu),
+        client_cpu: pick(|s| s.client_cpu),
+    })
+}
+
+fn machine_line(cores: usize, pin: bool) -> String {
+    let cpu = std::fs::File::open("/proc/cpuinfo")
+        .ok()
+        .and_then(|f| {
+            BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .find(|l| l.starts_with("model name"))
+        })
+        .and_then(|l| l.split(':').nth(1).map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "Machine: {cpu}, {cores} cores, Linux {kernel}; {}.",
+        if pin {
+            "server pinned to core 1 (one worker thread), load generator to core 0"
+        } else {
+            "no pinning (fewer than two cores or no taskset)"
+        }
+    )
+}
