@@ -1,0 +1,492 @@
+//! Fuzz the opening handshake: `Upgrade::parse` and its answer on the server side,
+//! `ClientHandshake::parse_response` on the client side.
+//!
+//! The whole input is the bytes a peer sent; nothing is reserved for control, so every seed is
+//! a plain request or response head. Each input is checked three ways:
+//!
+//! - **Server.** The input goes through `ServerConn::handle_input` (the `RequestParser` a runtime
+//!   uses); when it is a request head, `Upgrade::parse` judges it.
+//!   - A refusal has status 400, 405 or 426 (403 and 500 are the application's to give), the
+//!     header fields its status calls for (`Allow: GET` with 405, `Sec-WebSocket-Version: 13`
+//!     with 426, nothing else), and is justified: the request really breaks the rule the error
+//!     names, and passes every rule `parse` checks before it.
+//!   - An acceptance is justified the same way (GET, HTTP/1.1, `Upgrade: websocket` with
+//!     `Connection: upgrade`, no body, one `Sec-WebSocket-Version: 13`, one key that is the
+//!     canonical base64 of 16 bytes, checked by a decoder written here). Its
+//!     `Sec-WebSocket-Accept` is 28 bytes of padded base64 and equals `accept_key` of the key.
+//!     `protocols()` and `extensions()` (and each offer's `params()`) end within a bound set by
+//!     the input's size, and every subprotocol, extension name and parameter name they yield is
+//!     a non-empty RFC 9110 token (no separators, no whitespace). `accept(Some(p))` succeeds
+//!     exactly for the offered `p` and adds `Sec-WebSocket-Protocol: p`. `origin()` is one of
+//!     the `Origin` values. Finally `ServerConn::write_head` writes the 101, after which the
+//!     connection reports `Upgraded`, and berth's own client, built from the nonce the key
+//!     decodes to, accepts that answer whole, with the chosen subprotocol.
+//! - **Client.** The input, as a response to a `ClientHandshake` that offered `chat` and
+//!   `superchat`, never panics; on `Complete((len, accepted))`, `0 < len <= input length`,
+//!   `len <= MAX_RESPONSE_HEAD`, the protocol was offered, the head alone gives the same answer
+//!   and shorter prefixes are `Partial`; `Partial` only for input within `MAX_RESPONSE_HEAD`.
+//! - **Round trip.** A client with a nonce and subprotocol tokens taken from the input writes
+//!   its request; the server accepts it with exactly those subprotocols and the right key, and
+//!   the client accepts the server's 101.
+//!
+//! Two known findings are tolerated unless `BERTH_FUZZ_STRICT_HANDSHAKE=1` is set, each as
+//! narrowly as the target can tell it apart (regression seeds in `corpus/handshake/`):
+//!
+//! - `protocols()` yields any non-empty list element, token or not (`super chat`, `v1.j)son`,
+//!   non-ASCII); tolerated: elements that are not tokens but are still trimmed and comma-free
+//!   (`protocol-not-a-token-regression`);
+//! - `ExtensionOffer::params()` splits the validated parameter text at every `;`, quoted
+//!   strings included, so `x="1;=2"` yields `x` with the value `"1`, then a parameter with an
+//!   empty name and the value `2"`, and a quoted value full of `;` yields more than
+//!   `MAX_EXTENSION_ITEMS` parameters; tolerated: only when a `Sec-WebSocket-Extensions` line
+//!   holds a `"` (`extension-param-quoted-semicolon-regression`,
+//!   `extension-param-count-regression`).
+#![no_main]
+
+use berth::handshake::{
+    accept_key, client_key, Accepted, ClientError, ClientHandshake, HandshakeError, Upgrade,
+    MAX_EXTENSION_ITEMS, MAX_RESPONSE_HEAD,
+};
+use berth::http::{
+    header_slots, BodyKind, DateCache, Event, Request, ResponseBody, ResponseHead, ServerConn,
+    Version,
+};
+use berth::{Limits, Status};
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+/// Header slots for a request head: fewer than the default `Limits::max_headers` (100), so
+/// running out of slots is reachable too.
+const SLOTS: usize = 64;
+
+/// The client side's nonce: RFC 6455 §1.3's, so a response carrying its accept key
+/// (`s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`) gets past the key check and the rest of the head is fuzzed.
+const NONCE: [u8; 16] = *b"the sample nonce";
+
+/// The subprotocols the client side offered.
+const OFFERED: &[&str] = &["chat", "superchat"];
+
+/// The date any 101 is written with.
+const NOW: u64 = 1_700_000_000;
+
+/// Must the known findings in the module docs fail the target?
+fn strict() -> bool {
+    static STRICT: OnceLock<bool> = OnceLock::new();
+    *STRICT
+        .get_or_init(|| std::env::var_os("BERTH_FUZZ_STRICT_HANDSHAKE").is_some_and(|v| v != "0"))
+}
+
+/// An RFC 9110 `tchar`, spelled out here rather than borrowed from berth.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A non-empty RFC 9110 `token`: no separators, no whitespace, no control or non-ASCII bytes.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// `s` without leading and trailing SP and HTAB.
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| b != b' ' && b != b'\t');
+    let end = s.iter().rposition(|&b| b != b' ' && b != b'\t');
+    match (start, end) {
+        (Some(start), Some(end)) => &s[start..=end],
+        _ => &[],
+    }
+}
+
+/// The values of every field named `name` (case-insensitive), in order.
+fn values<'b>(req: &Request<'_, 'b>, name: &str) -> Vec<&'b [u8]> {
+    req.headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+        .collect()
+}
+
+fn base64_digit(c: u8) -> Option<u32> {
+    let d = match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => return None,
+    };
+    Some(u32::from(d))
+}
+
+/// The 16 bytes `key` encodes, if it is their canonical padded base64 (22 digits, the last
+/// with its 4 spare bits clear, then `==`): the only keys RFC 6455 §4.2.1 allows.
+fn decode_key(key: &[u8]) -> Option<[u8; 16]> {
+    let (digits, pad) = key.split_at_checked(22)?;
+    if pad != b"==" {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let (mut acc, mut bits, mut n) = (0u32, 0, 0);
+    for &c in digits {
+        acc = (acc << 6) | base64_digit(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out[n] = (acc >> bits) as u8;
+            n += 1;
+            acc &= (1 << bits) - 1;
+        }
+    }
+    (n == 16 && acc == 0).then_some(out)
+}
+
+/// Is `accept` 27 base64 digits and one `=`, the padded encoding of a 20-byte SHA-1?
+fn is_accept_shaped(accept: &[u8]) -> bool {
+    accept.len() == 28
+        && accept[..27].iter().all(|&c| base64_digit(c).is_some())
+        && accept[27] == b'='
+}
+
+/// What `Upgrade::parse` checks, in its order, judged independently of it.
+struct Facts<'b> {
+    get: bool,
+    http11: bool,
+    websocket: bool,
+    empty_body: bool,
+    version_13: bool,
+    /// The nonce, when there is exactly one key and it is valid.
+    nonce: Option<[u8; 16]>,
+    key: Option<&'b [u8]>,
+    extension_lines: usize,
+}
+
+impl<'b> Facts<'b> {
+    fn of(req: &Request<'_, 'b>) -> Self {
+        let versions = values(req, "sec-websocket-version");
+        let keys = values(req, "sec-websocket-key");
+        let key = match keys[..] {
+            [key] => Some(key),
+            _ => None,
+        };
+        Facts {
+            get: req.method == "GET",
+            http11: req.version == Version::Http11,
+            // `Request::upgrade` is set only with `upgrade` among the `Connection` options.
+            websocket: req.upgrade.is_some_and(|u| {
+                u.split(|&b| b == b',')
+                    .any(|e| trim(e).eq_ignore_ascii_case(b"websocket"))
+            }),
+            empty_body: req.body == BodyKind::Empty,
+            version_13: versions[..] == [&b"13"[..]],
+            nonce: key.and_then(decode_key),
+            key,
+            extension_lines: values(req, "sec-websocket-extensions").len(),
+        }
+    }
+}
+
+fn check_server(data: &[u8]) {
+    let limits = Limits::default();
+    let mut conn = ServerConn::new(&limits);
+    let mut slots = header_slots::<SLOTS>();
+    let Ok((used, Event::Request(req))) = conn.handle_input(data, &mut slots) else {
+        return;
+    };
+    assert!(
+        used <= data.len(),
+        "consumed {used} of {} bytes",
+        data.len()
+    );
+    let facts = Facts::of(&req);
+    match Upgrade::parse(&req) {
+        Ok(upgrade) => check_accepted(&req, &facts, &upgrade, conn, &data[used..]),
+        Err(e) => check_refused(&facts, e),
+    }
+}
+
+fn check_refused(f: &Facts<'_>, e: HandshakeError) {
+    let status = e.status();
+    assert!(
+        [400, 403, 405, 426, 500].contains(&status),
+        "{e:?} has status {status}"
+    );
+    let expected: &[(&str, &[u8])] = match status {
+        405 => &[("Allow", b"GET")],
+        426 => &[("Sec-WebSocket-Version", b"13")],
+        _ => &[],
+    };
+    assert_eq!(e.headers(), expected, "header fields of {e:?}");
+    assert!(e.to_string().contains(&status.to_string()), "{e}");
+    // Each refusal names the first rule, in `parse`'s order, that the request breaks.
+    let before = match e {
+        HandshakeError::MethodNotAllowed => !f.get,
+        HandshakeError::NotHttp11 => f.get && !f.http11,
+        HandshakeError::NotAnUpgrade => f.get && f.http11 && !f.websocket,
+        HandshakeError::BodyNotAllowed => f.get && f.http11 && f.websocket && !f.empty_body,
+        HandshakeError::UnsupportedVersion => {
+            f.get && f.http11 && f.websocket && f.empty_body && !f.version_13
+        }
+        HandshakeError::InvalidKey => {
+            f.get && f.http11 && f.websocket && f.empty_body && f.version_13 && f.nonce.is_none()
+        }
+        HandshakeError::InvalidExtensions => {
+            f.get
+                && f.http11
+                && f.websocket
+                && f.empty_body
+                && f.version_13
+                && f.nonce.is_some()
+                && f.extension_lines > 0
+        }
+        other => panic!("Upgrade::parse refused with the application's {other:?}"),
+    };
+    assert!(before, "{e:?} is not the first rule the request breaks");
+}
+
+fn check_accepted(
+    req: &Request<'_, '_>,
+    f: &Facts<'_>,
+    upgrade: &Upgrade<'_, '_>,
+    conn: ServerConn,
+    rest: &[u8],
+) {
+    assert!(
+        f.get && f.http11 && f.websocket && f.empty_body && f.version_13,
+        "accepted a request that is not a version 13 upgrade"
+    );
+    let (Some(key), Some(nonce)) = (f.key, f.nonce) else {
+        panic!("accepted without exactly one valid key");
+    };
+    assert_eq!(&client_key(nonce)[..], key, "a key decodes to another");
+
+    // The answer without a subprotocol.
+    let plain = upgrade.accept(None).expect("accept(None)");
+    let plain = plain.headers();
+    let accept = accept_key(key);
+    assert!(is_accept_shaped(&accept), "{accept:?}");
+    assert_eq!(
+        &plain[..],
+        [
+            ("Upgrade", &b"websocket"[..]),
+            ("Sec-WebSocket-Accept", &accept[..])
+        ]
+    );
+
+    // Subprotocols: each element of a `Sec-WebSocket-Protocol` list is at least one byte
+    // followed by a comma, so there are at most (bytes + 1) / 2 of them.
+    let bound: usize = values(req, "sec-websocket-protocol")
+        .iter()
+        .map(|v| v.len().div_ceil(2))
+        .sum();
+    let offered: Vec<&str> = upgrade.protocols().take(bound + 1).collect();
+    assert!(offered.len() <= bound, "protocols() does not end");
+    for p in &offered {
+        if strict() || is_token(p) {
+            assert!(is_token(p), "subprotocol {p:?} is not a token");
+        } else {
+            // Known finding: still a trimmed, non-empty list element.
+            let b = p.as_bytes();
+            assert!(!b.is_empty() && trim(b) == b && !b.contains(&b','), "{p:?}");
+        }
+        let with = upgrade.accept(Some(p)).expect("accept an offered protocol");
+        let with = with.headers();
+        assert_eq!(with.len(), 3);
+        assert_eq!(with[..2], plain[..]);
+        assert_eq!(with[2], ("Sec-WebSocket-Protocol", p.as_bytes()));
+    }
+    let mut others = vec![String::new(), "chat".to_owned(), "x".to_owned()];
+    for p in &offered {
+        others.push(format!("{p}x"));
+        others.push(p.to_ascii_uppercase());
+        others.push(p.to_ascii_lowercase());
+        others.extend(p.get(1..).map(str::to_owned));
+    }
+    for other in &others {
+        match upgrade.accept(Some(other)) {
+            Ok(_) => assert!(offered.contains(&other.as_str()), "accepted {other:?}"),
+            Err(e) => {
+                assert_eq!(e, HandshakeError::ProtocolNotOffered);
+                assert_eq!((e.status(), e.headers()), (500, &[][..]));
+                assert!(!offered.contains(&other.as_str()), "refused {other:?}");
+            }
+        }
+    }
+
+    // Extensions: the offer count is capped, and so is the parameter count of each offer.
+    let lines = values(req, "sec-websocket-extensions");
+    let quoted = lines.iter().any(|l| l.contains(&b'"'));
+    let offers: Vec<_> = upgrade.extensions().take(MAX_EXTENSION_ITEMS + 1).collect();
+    assert!(
+        offers.len() <= MAX_EXTENSION_ITEMS,
+        "{} offers",
+        offers.len()
+    );
+    for offer in offers {
+        assert!(
+            is_token(offer.name),
+            "extension {:?} is not a token",
+            offer.name
+        );
+        assert!(
+            lines.iter().any(|l| l
+                .windows(offer.name.len())
+                .any(|w| w == offer.name.as_bytes())),
+            "extension {:?} was not sent",
+            offer.name
+        );
+        let params: Vec<_> = offer.params().take(MAX_EXTENSION_ITEMS + 1).collect();
+        // Known finding: `params()` splits inside quoted strings.
+        if strict() || !quoted {
+            assert!(
+                params.len() <= MAX_EXTENSION_ITEMS,
+                "{} parameters in {offer:?}",
+                params.len()
+            );
+            for (name, _) in &params {
+                assert!(
+                    is_token(name),
+                    "parameter {name:?} of {:?} is not a token ({params:?})",
+                    offer.name
+                );
+            }
+        }
+    }
+
+    // The origin is one that was sent.
+    let origins = values(req, "origin");
+    match upgrade.origin() {
+        Some(origin) => assert!(origins.contains(&origin), "origin {origin:?} not sent"),
+        None => assert!(origins.is_empty(), "origin {origins:?} not reported"),
+    }
+
+    // The 101, with no subprotocol and with the first offered, is one a client accepts.
+    let mut choices = vec![None];
+    choices.extend(offered.first().map(|&p| Some(p)));
+    for choice in choices {
+        let answer = upgrade.accept(choice).expect("accept an offered protocol");
+        let out = switch(conn.clone(), &answer.headers(), rest);
+        let client = ClientHandshake::new(nonce);
+        assert_eq!(&client.key()[..], key);
+        let mut slots = header_slots::<16>();
+        assert_eq!(
+            client.parse_response(&out, &offered, &mut slots),
+            Ok(Status::Complete((out.len(), Accepted { protocol: choice }))),
+            "the client refuses {:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+}
+
+/// Write the 101 with `headers` on `conn`, which has just read an upgrade request followed by
+/// `rest`; the connection is upgraded after it. Returns what was written.
+fn switch(mut conn: ServerConn, headers: &[(&'static str, &[u8])], rest: &[u8]) -> Vec<u8> {
+    let head = ResponseHead {
+        status: 101,
+        headers,
+        body: ResponseBody::Empty,
+        close: false,
+    };
+    let mut out = Vec::new();
+    conn.write_head(&head, &DateCache::new(NOW), &mut out)
+        .expect("write the 101");
+    assert!(out.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    let mut slots = header_slots::<SLOTS>();
+    assert!(
+        matches!(
+            conn.handle_input(rest, &mut slots),
+            Ok((0, Event::Upgraded))
+        ),
+        "not upgraded after the 101"
+    );
+    out
+}
+
+fn check_client(data: &[u8]) {
+    let client = ClientHandshake::new(NONCE);
+    let mut slots = header_slots::<16>();
+    let result = client.parse_response(data, OFFERED, &mut slots);
+    match result {
+        Ok(Status::Complete((len, accepted))) => {
+            assert!(
+                0 < len && len <= data.len(),
+                "consumed {len} of {}",
+                data.len()
+            );
+            assert!(len <= MAX_RESPONSE_HEAD, "a head of {len} bytes");
+            if let Some(p) = accepted.protocol {
+                assert!(OFFERED.contains(&p), "accepted {p:?}");
+            }
+            let head = &data[..len];
+            let mut slots = header_slots::<16>();
+            assert_eq!(
+                client.parse_response(head, OFFERED, &mut slots),
+                result,
+                "the head alone"
+            );
+            for end in [0, len / 2, len - 1] {
+                let mut slots = header_slots::<16>();
+                assert_eq!(
+                    client.parse_response(&head[..end], OFFERED, &mut slots),
+                    Ok(Status::Partial),
+                    "a prefix of {end} bytes"
+                );
+            }
+        }
+        Ok(Status::Partial) => {
+            assert!(
+                data.len() <= MAX_RESPONSE_HEAD,
+                "{} bytes Partial",
+                data.len()
+            );
+        }
+        Err(ClientError::UnexpectedStatus(code)) => assert_ne!(code, 101),
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
+
+fn check_round_trip(data: &[u8]) {
+    let mut nonce = [0u8; 16];
+    let (seed, tail) = data.split_at(data.len().min(16));
+    nonce[..seed.len()].copy_from_slice(seed);
+    let protocols: Vec<&str> = tail
+        .split(|&b| !is_tchar(b))
+        .filter(|t| !t.is_empty())
+        .take(4)
+        .map(|t| core::str::from_utf8(&t[..t.len().min(24)]).expect("tchars are ASCII"))
+        .collect();
+    let client = ClientHandshake::new(nonce);
+    let mut request = Vec::new();
+    client.write_request("example.com", "/chat?room=1", &protocols, &mut request);
+
+    let mut conn = ServerConn::new(&Limits::default());
+    let mut slots = header_slots::<SLOTS>();
+    let (used, req) = match conn.handle_input(&request, &mut slots) {
+        Ok((used, Event::Request(req))) => (used, req),
+        other => panic!(
+            "the client's request {:?} gave {other:?}",
+            String::from_utf8_lossy(&request)
+        ),
+    };
+    assert_eq!(used, request.len());
+    let upgrade = Upgrade::parse(&req).expect("the client's request is an upgrade");
+    assert_eq!(upgrade.protocols().collect::<Vec<_>>(), protocols);
+    assert_eq!(upgrade.extensions().count(), 0);
+    let choice = protocols
+        .get(usize::from(nonce[0]) % (protocols.len() + 1))
+        .copied();
+    let answer = upgrade.accept(choice).expect("accept an offered protocol");
+    assert!(answer
+        .headers()
+        .contains(&("Sec-WebSocket-Accept", &accept_key(client.key())[..])));
+    let out = switch(conn, &answer.headers(), &[]);
+    let mut slots = header_slots::<16>();
+    assert_eq!(
+        client.parse_response(&out, &protocols, &mut slots),
+        Ok(Status::Complete((out.len(), Accepted { protocol: choice })))
+    );
+}
+
+fuzz_target!(|data: &[u8]| {
+    check_server(data);
+    check_client(data);
+    check_round_trip(data);
+});
