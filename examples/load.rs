@@ -95,8 +95,12 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const LINGER: Duration = Duration::from_secs(1);
 /// How long the end of the run waits for answers still in flight and close handshakes.
 const DRAIN: Duration = Duration::from_secs(3);
-/// Consecutive connect failures after which a thread stops reconnecting (server gone).
+/// Connections in a row that end without completing an operation, after which a thread stops
+/// reconnecting (the server is gone or refuses).
 const MAX_FAILURES_IN_ROW: u32 = 1000;
+/// How long a connection that ended without completing an operation waits before its
+/// successor is started, so that a refusing server is not hammered in a tight loop.
+const RETRY_DELAY: Duration = Duration::from_millis(10);
 /// File descriptors kept free beyond the connections (stdio, epoll, /proc reads).
 const SPARE_FDS: u64 = 64;
 
@@ -512,7 +516,7 @@ struct Report {
 fn run(args: Args) -> Result<Report, String> {
     check_fd_limit(&args)?;
     if let Some(pid) = args.server_pid {
-        cpu_seconds(&pid.to_string())
+        cpu_ticks(&pid.to_string())
             .ok_or_else(|| format!("--server-pid {pid}: no such process in /proc"))?;
     }
     let rss_before_kib = args.server_pid.and_then(rss_kib);
@@ -551,9 +555,9 @@ fn run(args: Args) -> Result<Report, String> {
     let window_end = window_start + args.duration;
     ticker.sleep_until(window_start, "warm-up");
     let pid = args.server_pid.map(|p| p.to_string());
-    let cpu0 = (cpu_seconds("self"), pid.as_deref().and_then(cpu_seconds));
+    let cpu0 = (cpu_ticks("self"), pid.as_deref().and_then(cpu_ticks));
     ticker.sleep_until(window_end, "running");
-    let cpu1 = (cpu_seconds("self"), pid.as_deref().and_then(cpu_seconds));
+    let cpu1 = (cpu_ticks("self"), pid.as_deref().and_then(cpu_ticks));
     let rss_after_kib = args.server_pid.and_then(rss_kib);
     ticker.sleep_until(now() + DRAIN + Duration::from_secs(1), "draining");
 
@@ -568,8 +572,8 @@ fn run(args: Args) -> Result<Report, String> {
         open_at_end: 0,
         open_time: Duration::ZERO,
         clean_closes: 0,
-        client_cpu: cpu0.0.zip(cpu1.0).map(|(a, b)| b - a),
-        server_cpu: cpu0.1.zip(cpu1.1).map(|(a, b)| b - a),
+        client_cpu: cpu_between(cpu0.0, cpu1.0),
+        server_cpu: cpu_between(cpu0.1, cpu1.1),
         rss_before_kib,
         rss_after_kib,
     };
@@ -917,6 +921,10 @@ struct Runner<'a, C, F> {
     open: usize,
     live: usize,
     failures_in_row: u32,
+    /// `all_ops` when the last connection ended, to tell whether the next one made progress.
+    ops_at_last_end: u64,
+    /// Slots waiting for [`RETRY_DELAY`] before reconnecting, in time order.
+    retry: VecDeque<(Instant, usize)>,
     /// Connections to serve again without waiting for an event (they stopped early).
     again: Vec<usize>,
     report: ThreadReport,
@@ -956,6 +964,8 @@ impl<'a, C: Client, F: FnMut(usize, &Registry, Instant) -> io::Result<C>> Runner
             open: 0,
             live: 0,
             failures_in_row: 0,
+            ops_at_last_end: 0,
+            retry: VecDeque::new(),
             again: Vec::new(),
             report: ThreadReport {
                 ops: 0,
@@ -1028,11 +1038,19 @@ impl<'a, C: Client, F: FnMut(usize, &Registry, Instant) -> io::Result<C>> Runner
                 self.expire(t);
                 next_scan = t + Duration::from_millis(100);
             }
+            while self.stage == Stage::Running && self.retry.front().is_some_and(|r| r.0 <= t) {
+                if let Some((_, i)) = self.retry.pop_front() {
+                    self.open_slot(i, t);
+                }
+            }
 
-            let timeout = if self.again.is_empty() {
-                Duration::from_millis(20)
-            } else {
+            let timeout = if !self.again.is_empty() {
                 Duration::ZERO
+            } else if let Some(&(at, _)) = self.retry.front() {
+                at.saturating_duration_since(t)
+                    .min(Duration::from_millis(20))
+            } else {
+                Duration::from_millis(20)
             };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
@@ -1085,6 +1103,9 @@ impl<'a, C: Client, F: FnMut(usize, &Registry, Instant) -> io::Result<C>> Runner
             Err(_) => {
                 self.report.errors.connect += 1;
                 self.failures_in_row += 1;
+                if self.stage == Stage::Running {
+                    self.retry.push_back((t + RETRY_DELAY, i));
+                }
             }
         }
     }
@@ -1223,7 +1244,6 @@ impl<'a, C: Client, F: FnMut(usize, &Registry, Instant) -> io::Result<C>> Runner
             self.pending -= 1;
             if c.phase() != Phase::Done {
                 self.report.opened += 1;
-                self.failures_in_row = 0;
             }
             if c.phase() == Phase::Open && self.stage == Stage::Running {
                 match a.mode {
@@ -1246,8 +1266,19 @@ impl<'a, C: Client, F: FnMut(usize, &Registry, Instant) -> io::Result<C>> Runner
         if after == Phase::Done {
             self.slots[i] = None;
             self.live -= 1;
+            let progressed = self.all_ops != self.ops_at_last_end;
+            self.ops_at_last_end = self.all_ops;
+            if progressed {
+                self.failures_in_row = 0;
+            } else {
+                self.failures_in_row += 1;
+            }
             if matches!(a.mode, Mode::Handshake | Mode::Http) && self.stage == Stage::Running {
-                self.open_slot(i, t);
+                if progressed {
+                    self.open_slot(i, t);
+                } else {
+                    self.retry.push_back((t + RETRY_DELAY, i));
+                }
             }
         }
     }
@@ -1906,8 +1937,9 @@ impl Client for HttpClient {
 
 // ───────────────────────────── /proc ─────────────────────────────
 
-/// User plus system CPU time of process `pid` ("self" for this one), all threads, in seconds.
-fn cpu_seconds(pid: &str) -> Option<f64> {
+/// User plus system CPU time of process `pid` ("self" for this one), all threads, in clock
+/// ticks of 10 ms.
+fn cpu_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces; fields after it start
     // with the state (field 3). utime and stime are fields 14 and 15, in clock ticks.
@@ -1915,9 +1947,14 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
         .get(stat.rfind(')')? + 1..)?
         .split_whitespace()
         .collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ: the unit of these fields is 100 on every Linux architecture this runs on.
-    Some(ticks as f64 / 100.0)
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU seconds between two [`cpu_ticks`] readings. The ticks are USER_HZ, which Linux fixes at
+/// 100 on every architecture this runs on.
+fn cpu_between(before: Option<u64>, after: Option<u64>) -> Option<f64> {
+    let (before, after) = before.zip(after)?;
+    Some(after.saturating_sub(before) as f64 / 100.0)
 }
 
 /// Resident set size of process `pid` in KiB (`VmRSS`).
@@ -1972,6 +2009,9 @@ impl Report {
 
     /// Server memory per open connection, in bytes (idle mode with `--server-pid`).
     fn rss_per_conn(&self) -> Option<f64> {
+        if self.args.mode != Mode::Idle {
+            return None;
+        }
         let (before, after) = self.rss_before_kib.zip(self.rss_after_kib)?;
         (self.open_at_end > 0)
             .then(|| (after as f64 - before as f64) * 1024.0 / self.open_at_end as f64)
@@ -2068,15 +2108,24 @@ impl Report {
             a.path,
             a.threads
         );
-        let _ = writeln!(
+        let _ = write!(
             s,
-            "  window      {:.2} s after {:.2} s warm-up; {} opened in {:.2} s, {} open at the end",
+            "  window      {:.2} s after {:.2} s warm-up; ",
             self.window.as_secs_f64(),
             a.warmup.as_secs_f64(),
-            self.opened,
-            self.open_time.as_secs_f64(),
-            self.open_at_end
         );
+        let _ = if a.mode == Mode::Handshake {
+            writeln!(s, "{} upgrades in all", self.opened)
+        } else {
+            writeln!(
+                s,
+                "{} conns open after {:.2} s, {} open at the end, {} opened in all",
+                a.conns.min(self.opened as usize),
+                self.open_time.as_secs_f64(),
+                self.open_at_end,
+                self.opened,
+            )
+        };
         if a.mode != Mode::Idle {
             let _ = write!(
                 s,
@@ -2152,7 +2201,7 @@ impl Report {
                 s,
                 "  server RSS  {before} KiB before, {after} KiB with the connections open"
             );
-            if let Some(per) = self.rss_per_conn().filter(|_| a.mode == Mode::Idle) {
+            if let Some(per) = self.rss_per_conn() {
                 let _ = write!(s, " ({per:.0} bytes per connection)");
             }
             let _ = writeln!(s);
