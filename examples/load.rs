@@ -1690,12 +1690,152 @@ enum Body {
     UntilEof,
 }
 
+/// A response read to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Response {
+    status: u16,
+    /// Body bytes, after chunked decoding.
+    body_bytes: usize,
+    /// The server said `Connection: close`: it closes after this response.
+    close: bool,
+}
+
+/// HTTP/1.1 response framing (RFC 9112 §6): Content-Length, chunked, or until the close; read
+/// incrementally from whatever part of the response has arrived. No socket: it only sees bytes.
+#[derive(Debug)]
+struct ResponseReader {
+    body: Body,
+    response: Response,
+}
+
+impl ResponseReader {
+    fn new() -> Self {
+        ResponseReader {
+            body: Body::Head,
+            response: Response {
+                status: 0,
+                body_bytes: 0,
+                close: false,
+            },
+        }
+    }
+
+    /// Read what `buf` holds of the current response: the bytes consumed and, if it ended, the
+    /// response. `(0, None)` means more bytes are needed; `full` says no more can fit, which
+    /// turns an incomplete head or trailer line into an error.
+    fn read(&mut self, buf: &[u8], full: bool) -> Result<(usize, Option<Response>), Fail> {
+        if buf.is_empty() {
+            return Ok((0, None));
+        }
+        match self.body {
+            Body::Head => {
+                let mut headers = [httparse::EMPTY_HEADER; 32];
+                let mut res = httparse::Response::new(&mut headers);
+                let n = match res.parse(buf) {
+                    Ok(httparse::Status::Complete(n)) => n,
+                    Ok(httparse::Status::Partial) if full => return Err(Fail::Protocol),
+                    Ok(httparse::Status::Partial) => return Ok((0, None)),
+                    Err(_) => return Err(Fail::Protocol),
+                };
+                let status = res.code.unwrap_or(0);
+                if (100..200).contains(&status) {
+                    return Ok((n, None)); // an interim response; the real one follows
+                }
+                let (mut length, mut chunked, mut close) = (None, false, false);
+                for h in res.headers.iter() {
+                    let has = |token: &[u8]| {
+                        h.value
+                            .split(|&b| b == b',')
+                            .any(|v| v.trim_ascii().eq_ignore_ascii_case(token))
+                    };
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        let value = std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.parse().ok());
+                        length = Some(value.ok_or(Fail::Protocol)?);
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                        chunked = has(b"chunked");
+                    } else if h.name.eq_ignore_ascii_case("connection") {
+                        close |= has(b"close");
+                    }
+                }
+                self.response = Response {
+                    status,
+                    body_bytes: 0,
+                    close,
+                };
+                self.body = match (status, chunked, length) {
+                    (204 | 304, _, _) | (_, false, Some(0)) => return Ok((n, Some(self.end()))),
+                    (_, true, _) => Body::ChunkSize,
+                    (_, false, Some(len)) => Body::Fixed(len),
+                    (_, false, None) => Body::UntilEof,
+                };
+                Ok((n, None))
+            }
+            Body::Fixed(left) | Body::ChunkData(left) => {
+                let n = left.min(buf.len() as u64);
+                self.response.body_bytes += n as usize;
+                let left = left - n;
+                match (self.body, left) {
+                    (Body::Fixed(_), 0) => return Ok((n as usize, Some(self.end()))),
+                    (Body::Fixed(_), _) => self.body = Body::Fixed(left),
+                    (_, 0) => self.body = Body::ChunkEnd,
+                    _ => self.body = Body::ChunkData(left),
+                }
+                Ok((n as usize, None))
+            }
+            Body::ChunkSize => match httparse::parse_chunk_size(buf) {
+                Ok(httparse::Status::Complete((n, size))) => {
+                    self.body = if size == 0 {
+                        Body::Trailers
+                    } else {
+                        Body::ChunkData(size)
+                    };
+                    Ok((n, None))
+                }
+                Ok(httparse::Status::Partial) if full => Err(Fail::Protocol),
+                Ok(httparse::Status::Partial) => Ok((0, None)),
+                Err(_) => Err(Fail::Protocol),
+            },
+            Body::ChunkEnd => match buf {
+                [b'\r', b'\n', ..] => {
+                    self.body = Body::ChunkSize;
+                    Ok((2, None))
+                }
+                [b'\r'] => Ok((0, None)),
+                _ => Err(Fail::Protocol),
+            },
+            // The trailer section: field lines up to an empty line.
+            Body::Trailers => match buf.windows(2).position(|w| w == b"\r\n") {
+                Some(0) => Ok((2, Some(self.end()))),
+                Some(line) => Ok((line + 2, None)),
+                None if full => Err(Fail::Protocol),
+                None => Ok((0, None)),
+            },
+            Body::UntilEof => {
+                self.response.body_bytes += buf.len();
+                Ok((buf.len(), None))
+            }
+        }
+    }
+
+    /// The server closed the connection: the response it ended, if its body was delimited by
+    /// the close.
+    fn at_eof(&mut self) -> Option<Response> {
+        (self.body == Body::UntilEof).then(|| self.end())
+    }
+
+    fn end(&mut self) -> Response {
+        self.body = Body::Head;
+        self.response
+    }
+}
+
 struct HttpClient {
     link: Link,
     phase: Phase,
-    body: Body,
-    body_bytes: usize,
-    /// The server said `Connection: close`: reconnect after this response.
+    reader: ResponseReader,
+    /// The server said `Connection: close`: the connection ends after that response.
     close_after: bool,
     deadline: Option<Instant>,
 }
@@ -1705,145 +1845,52 @@ impl HttpClient {
         HttpClient {
             link: Link::new(stream, 64 * 1024, pipeline),
             phase: Phase::Connecting,
-            body: Body::Head,
-            body_bytes: 0,
+            reader: ResponseReader::new(),
             close_after: false,
             deadline: Some(at + connect_timeout),
         }
     }
 
-    /// Parse every complete piece of response in the receive buffer.
+    /// Read every complete piece of response in the receive buffer.
     fn responses(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Fail> {
         let mut off = 0;
         let result = loop {
-            let buf = &self.link.rbuf[off..self.link.rlen];
-            if buf.is_empty() {
-                break Ok(());
-            }
-            match self.body {
-                Body::Head => {
-                    let mut headers = [httparse::EMPTY_HEADER; 32];
-                    let mut res = httparse::Response::new(&mut headers);
-                    let n = match res.parse(buf) {
-                        Ok(httparse::Status::Complete(n)) => n,
-                        Ok(httparse::Status::Partial) if buf.len() == self.link.rbuf.len() => {
-                            break Err(Fail::Protocol)
-                        }
-                        Ok(httparse::Status::Partial) => break Ok(()),
-                        Err(_) => break Err(Fail::Protocol),
-                    };
-                    off += n;
-                    let code = res.code.unwrap_or(0);
-                    if (100..200).contains(&code) {
-                        continue; // an interim response; the real one follows
-                    }
-                    if code != 200 {
-                        ctx.errors.status += 1;
-                    }
-                    let (mut length, mut chunked, mut bad) = (None, false, false);
-                    for h in res.headers.iter() {
-                        let has = |token: &str| {
-                            h.value
-                                .split(|&b| b == b',')
-                                .any(|v| v.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-                        };
-                        if h.name.eq_ignore_ascii_case("content-length") {
-                            length = std::str::from_utf8(h.value)
-                                .ok()
-                                .and_then(|v| v.parse().ok());
-                            bad |= length.is_none();
-                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                            chunked = has("chunked");
-                        } else if h.name.eq_ignore_ascii_case("connection") && has("close") {
-                            self.close_after = true;
-                        }
-                    }
-                    if bad {
-                        break Err(Fail::Protocol);
-                    }
-                    self.body_bytes = 0;
-                    self.body = if code == 204 || code == 304 {
-                        Body::Fixed(0)
-                    } else if chunked {
-                        Body::ChunkSize
-                    } else if let Some(n) = length {
-                        Body::Fixed(n)
-                    } else {
-                        Body::UntilEof
-                    };
-                    if self.body == Body::Fixed(0) {
-                        self.done_response(ctx);
-                    }
-                }
-                Body::Fixed(left) | Body::ChunkData(left) => {
-                    let n = left.min(buf.len() as u64);
-                    off += n as usize;
-                    self.body_bytes += n as usize;
-                    let left = left - n;
-                    self.body = match self.body {
-                        Body::Fixed(_) if left == 0 => {
-                            self.done_response(ctx);
-                            Body::Head
-                        }
-                        Body::Fixed(_) => Body::Fixed(left),
-                        _ if left == 0 => Body::ChunkEnd,
-                        _ => Body::ChunkData(left),
-                    };
-                }
-                Body::ChunkSize => match httparse::parse_chunk_size(buf) {
-                    Ok(httparse::Status::Complete((n, 0))) => {
-                        off += n;
-                        self.body = Body::Trailers;
-                    }
-                    Ok(httparse::Status::Complete((n, size))) => {
-                        off += n;
-                        self.body = Body::ChunkData(size);
-                    }
-                    Ok(httparse::Status::Partial) => break Ok(()),
-                    Err(_) => break Err(Fail::Protocol),
-                },
-                Body::ChunkEnd => match buf {
-                    [b'\r', b'\n', ..] => {
-                        off += 2;
-                        self.body = Body::ChunkSize;
-                    }
-                    [b'\r'] => break Ok(()),
-                    _ => break Err(Fail::Protocol),
-                },
-                Body::Trailers => match buf.windows(2).position(|w| w == b"\r\n") {
-                    Some(0) => {
-                        off += 2;
-                        self.done_response(ctx);
-                        self.body = Body::Head;
-                    }
-                    Some(line) => off += line + 2,
-                    None if buf.len() == self.link.rbuf.len() => break Err(Fail::Protocol),
-                    None => break Ok(()),
-                },
-                Body::UntilEof => {
-                    off += buf.len();
-                    self.body_bytes += buf.len();
-                }
-            }
             if self.phase == Phase::Done {
                 break Ok(());
+            }
+            let full = self.link.rlen == self.link.rbuf.len();
+            let buf = &self.link.rbuf[off..self.link.rlen];
+            match self.reader.read(buf, full && off == 0) {
+                Ok((used, done)) => {
+                    off += used;
+                    if let Some(response) = done {
+                        self.done_response(response, ctx);
+                    } else if used == 0 {
+                        break Ok(());
+                    }
+                }
+                Err(fail) => break Err(fail),
             }
         };
         self.link.consume(off);
         result
     }
 
-    fn done_response(&mut self, ctx: &mut Ctx<'_>) {
+    fn done_response(&mut self, response: Response, ctx: &mut Ctx<'_>) {
         let out = &mut self.link.out;
         let sent = out.sent_at.pop_front();
         if sent.is_none() {
             // A response nobody asked for.
             ctx.errors.protocol += 1;
         } else {
-            ctx.complete(self.body_bytes, sent);
+            if response.status != 200 {
+                ctx.errors.status += 1;
+            }
+            ctx.complete(response.body_bytes, sent);
         }
-        if self.close_after {
+        if response.close {
             // The server closes after this one; the requests behind it are lost by design.
+            self.close_after = true;
             self.phase = Phase::Done;
         } else if ctx.refill && sent.is_some() {
             out.owe(1, ctx.unit, ctx.now);
@@ -1883,10 +1930,8 @@ impl Client for HttpClient {
                 }
                 Ok(Got::Blocked) => return Ok(false),
                 Ok(Got::Eof) => {
-                    if self.body == Body::UntilEof {
-                        self.done_response(ctx);
-                        self.phase = Phase::Done;
-                        return Ok(false);
+                    if let Some(response) = self.reader.at_eof() {
+                        self.done_response(response, ctx);
                     }
                     let lost = !self.link.out.sent_at.is_empty();
                     self.phase = Phase::Done;
@@ -2207,5 +2252,202 @@ impl Report {
             let _ = writeln!(s);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Result<Args, String> {
+        parse_args(line.split_whitespace().map(String::from)).map(|a| a.expect("not --help"))
+    }
+
+    #[test]
+    fn refuses_every_target_off_loopback() {
+        for bad in [
+            "10.0.0.1:80",
+            "192.168.1.1:80",
+            "172.16.0.1:80",
+            "8.8.8.8:53",
+            "0.0.0.0:80",
+            "[::1]:80",
+            "example.com:80",
+            "127.0.0.1",
+            "127.0.0.1:0",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad} was accepted");
+        }
+        assert_eq!(
+            parse_host_port("localhost:9001"),
+            Ok(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9001))
+        );
+        assert_eq!(
+            parse_host_port("127.4.5.6:80"),
+            Ok(SocketAddrV4::new(Ipv4Addr::new(127, 4, 5, 6), 80))
+        );
+        assert!(args("ws-echo --url ws://10.1.2.3:80/").is_err());
+        assert!(args("http --url https://127.0.0.1:443/").is_err());
+    }
+
+    #[test]
+    fn parses_modes_targets_and_defaults() {
+        let a = args("ws-echo --url ws://127.0.0.1:9001/chat?x=1 --size 16k --text").unwrap();
+        assert_eq!(
+            (a.mode, a.target.port(), a.path.as_str()),
+            (Mode::WsEcho, 9001, "/chat?x=1")
+        );
+        assert_eq!(
+            (a.size, a.kind, a.host.as_str()),
+            (16 * 1024, MessageKind::Text, "127.0.0.1:9001")
+        );
+        assert_eq!(a.warmup, Duration::from_secs(1));
+
+        let a = args("--mode=idle --addr 127.0.0.1:9001 --idle 500 --threads 8").unwrap();
+        assert_eq!(
+            (a.mode, a.conns, a.threads, a.path.as_str()),
+            (Mode::Idle, 500, 8, "/")
+        );
+        assert_eq!(a.warmup, Duration::ZERO);
+
+        // More threads than connections would leave threads with nothing to do.
+        assert_eq!(
+            args("handshake --addr 127.0.0.1:1 --conns 2 --threads 4")
+                .unwrap()
+                .threads,
+            2
+        );
+        assert!(args("ws-echo --url ws://127.0.0.1:1/a --path /b").is_err());
+        assert!(args("ws-echo --addr 127.0.0.1:1 --path nohost").is_err());
+        assert!(args("ws-echo --addr 127.0.0.1:1 --idle 5").is_err());
+        assert!(args("ws-echo --addr 127.0.0.1:1 --in-flight 0").is_err());
+        assert!(args("ws-echo --addr 127.0.0.1:1 --frobnicate").is_err());
+        assert!(parse_args(["--help".to_string()].into_iter())
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(byte_size("16"), Ok(16));
+        assert_eq!(byte_size("64k"), Ok(64 * 1024));
+        assert_eq!(byte_size("16M"), Ok(16 << 20));
+        assert_eq!(byte_size("16MiB"), Ok(16 << 20));
+        assert!(byte_size("1g").is_err());
+        assert!(byte_size("x").is_err());
+    }
+
+    /// Feed `input` to a reader `step` bytes at a time, as a receive buffer would.
+    fn responses(input: &[u8], step: usize) -> Result<Vec<Response>, Fail> {
+        let mut reader = ResponseReader::new();
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        for chunk in input.chunks(step) {
+            buf.extend_from_slice(chunk);
+            loop {
+                let (used, done) = reader.read(&buf, false)?;
+                buf.drain(..used);
+                match done {
+                    Some(response) => out.push(response),
+                    None if used == 0 => break,
+                    None => {}
+                }
+            }
+        }
+        out.extend(reader.at_eof());
+        Ok(out)
+    }
+
+    fn response(status: u16, body_bytes: usize, close: bool) -> Response {
+        Response {
+            status,
+            body_bytes,
+            close,
+        }
+    }
+
+    #[test]
+    fn reads_responses_whatever_the_split() {
+        let input: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n\
+            HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!\
+            HTTP/1.1 204 No Content\r\n\r\n\
+            HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n\
+            HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5;ext=1\r\nHello\r\n8\r\n, World!\r\n0\r\nX-Trailer: yes\r\n\r\n\
+            HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 2\r\n\r\nok";
+        let expected = [
+            response(200, 13, false),
+            response(204, 0, false),
+            response(200, 0, false),
+            response(404, 13, false),
+            response(200, 2, true),
+        ];
+        for step in 1..=input.len() {
+            assert_eq!(responses(input, step), Ok(expected.to_vec()), "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_body_without_framing_ends_at_the_close() {
+        let input = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end";
+        assert_eq!(responses(input, 4), Ok(vec![response(200, 13, true)]));
+    }
+
+    #[test]
+    fn refuses_broken_framing() {
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+        ] {
+            assert_eq!(responses(bad, bad.len()), Err(Fail::Protocol));
+        }
+        // An incomplete head that fills the whole receive buffer can never complete.
+        let mut reader = ResponseReader::new();
+        assert_eq!(
+            reader.read(b"HTTP/1.1 200 OK\r\nX: ", true),
+            Err(Fail::Protocol)
+        );
+    }
+
+    #[test]
+    fn cancelling_keeps_the_unit_being_written() {
+        let t = now();
+        let mut out = Outbox::new(4);
+        out.owe(3, 10, t);
+        // Four bytes of the first unit are written.
+        out.owed -= 4;
+        out.pos = 4;
+        out.cancel_unsent(10);
+        assert_eq!((out.owed, out.sent_at.len()), (6, 1));
+        // At a unit boundary nothing is left.
+        out.owed = 0;
+        out.pos = 0;
+        out.owe(2, 10, t);
+        out.cancel_unsent(10);
+        assert_eq!((out.owed, out.sent_at.len()), (0, 1));
+    }
+
+    #[test]
+    fn pre_encoded_frames_decode_to_the_payload() {
+        let limits = Limits::default();
+        let payload = payload(300, 1);
+        let key = [1, 2, 3, 4];
+        let mut encoder = Conn::client(&limits, Box::new(move || key));
+        let mut frame = Vec::new();
+        encoder
+            .send(MessageKind::Text, &payload, true, &mut frame)
+            .unwrap();
+        let (mut wire, unit) = repeat_unit(&frame, 3);
+        assert_eq!((unit, wire.len()), (frame.len(), 3 * frame.len()));
+        // The same masked bytes, three times over, are three valid messages.
+        let mut server = Conn::server(&limits);
+        let mut off = 0;
+        for _ in 0..3 {
+            let (used, event) = server.handle_input(&mut wire[off..]).unwrap();
+            assert_eq!(event, WsEvent::Text(std::str::from_utf8(&payload).unwrap()));
+            off += used;
+        }
+        assert_eq!(off, wire.len());
     }
 }
