@@ -927,6 +927,8 @@ struct Runner<'a, C, F> {
     retry: VecDeque<(Instant, usize)>,
     /// Connections to serve again without waiting for an event (they stopped early).
     again: Vec<usize>,
+    /// The list being served while `again` collects the next; swapped, so neither reallocates.
+    serving: Vec<usize>,
     report: ThreadReport,
     all_ops: u64,
 }
@@ -967,6 +969,7 @@ impl<'a, C: Client, F: FnMut(usize, &Registry, Instant) -> io::Result<C>> Runner
             ops_at_last_end: 0,
             retry: VecDeque::new(),
             again: Vec::new(),
+            serving: Vec::new(),
             report: ThreadReport {
                 ops: 0,
                 bytes: 0,
@@ -1062,9 +1065,11 @@ impl<'a, C: Client, F: FnMut(usize, &Registry, Instant) -> io::Result<C>> Runner
                 let hup = event.is_read_closed() || event.is_error();
                 self.serve(event.token().0, event.is_readable() || hup, hup);
             }
-            for i in std::mem::take(&mut self.again) {
-                self.serve(i, true, true);
+            std::mem::swap(&mut self.again, &mut self.serving);
+            for k in 0..self.serving.len() {
+                self.serve(self.serving[k], true, true);
             }
+            self.serving.clear();
             self.me.ops.store(self.all_ops, Ordering::Relaxed);
             self.me
                 .errors
