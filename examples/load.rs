@@ -1541,12 +1541,21 @@ impl WsClient {
             };
             off += used;
             match event {
-                WsEvent::Binary(got) => echo(&mut link.out, got, MessageKind::Binary, ctx),
-                WsEvent::Text(got) => echo(&mut link.out, got.as_bytes(), MessageKind::Text, ctx),
+                WsEvent::Binary(got) => {
+                    echo(&mut link.out, (got, MessageKind::Binary), *phase, ctx)
+                }
+                WsEvent::Text(got) => echo(
+                    &mut link.out,
+                    (got.as_bytes(), MessageKind::Text),
+                    *phase,
+                    ctx,
+                ),
                 WsEvent::Close(_) => {
                     if *phase == Phase::Open {
-                        // The server ended a connection in use; the reply is queued below.
+                        // The server ended a connection in use. Its reply, queued below, is
+                        // the last frame sent: the messages not yet started are dropped.
                         ctx.errors.closed += 1;
+                        link.out.cancel_unsent(ctx.unit);
                     } else {
                         if ctx.cycles {
                             ctx.complete(0, None);
@@ -1589,15 +1598,16 @@ impl WsClient {
     }
 }
 
-/// An echo arrived: check it against what was sent, count it, and send the next one.
-fn echo(out: &mut Outbox, got: &[u8], kind: MessageKind, ctx: &mut Ctx<'_>) {
+/// An echo arrived: check it against what was sent, count it, and send the next one if the
+/// connection is still open.
+fn echo(out: &mut Outbox, (got, kind): (&[u8], MessageKind), phase: Phase, ctx: &mut Ctx<'_>) {
     let sent = out.sent_at.pop_front();
     if sent.is_none() || kind != ctx.kind || got != ctx.expected {
         ctx.errors.mismatch += 1;
     } else {
         ctx.complete(got.len(), sent);
     }
-    if ctx.refill && sent.is_some() {
+    if ctx.refill && phase == Phase::Open && sent.is_some() {
         out.owe(1, ctx.unit, ctx.now);
     }
 }
