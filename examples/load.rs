@@ -22,9 +22,10 @@
 //! How it stays cheap per message: one mio event loop per thread (`--threads`); every outgoing
 //! message is the same pre-encoded, pre-masked frame (or request), written from one shared buffer
 //! with no copy; everything a connection needs is allocated when it opens; each readiness event
-//! reads until the socket would block and then writes every answer it owes in one batch.
+//! reads until the socket is drained and then writes every answer it owes in one batch.
 //!
-//! Linux only: source addresses, CPU time and memory come from `/proc`.
+//! Linux only: CPU time and memory come from `/proc`, and the read loop relies on how Linux's
+//! epoll reports edge-triggered sockets (see `Client::on_ready`).
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
@@ -64,7 +65,7 @@ options:
   --addr IP:PORT        the target without a URL; --path sets the request target (default /)
   --threads N           event loops, one per thread (default 1)
   --conns N             connections (default 100)
-  --idle N              connections for idle mode (default: --conns)
+  --idle N              connections for idle mode (default: --conns, else 1000)
   --size BYTES          ws-echo message size; k and m suffixes are KiB and MiB (default 16)
   --in-flight N         ws-echo messages outstanding per connection (default 1)
   --pipeline N          http requests outstanding per connection (default 1)
@@ -75,7 +76,8 @@ options:
   --connect-timeout S   bound on opening all connections (default 30)
   --no-spread           connect from the default source address instead of spreading
                         connections over 127.0.0.2..127.0.0.200
-  --server-pid PID      also report that process's CPU time (and RSS in idle mode)
+  --server-pid PID      also report that process's CPU time and RSS (and, in idle mode,
+                        its memory per connection)
   --json                print the report as one JSON object on stdout
   --quiet               no progress line on stderr
 ";
