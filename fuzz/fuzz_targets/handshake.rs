@@ -29,18 +29,11 @@
 //!   its request; the server accepts it with exactly those subprotocols and the right key, and
 //!   the client accepts the server's 101.
 //!
-//! Two known findings are tolerated unless `BERTH_FUZZ_STRICT_HANDSHAKE=1` is set, each as
-//! narrowly as the target can tell it apart (regression seeds in `corpus/handshake/`):
-//!
-//! - `protocols()` yields any non-empty list element, token or not (`super chat`, `v1.j)son`,
-//!   non-ASCII); tolerated: elements that are not tokens but are still trimmed and comma-free
-//!   (`protocol-not-a-token-regression`);
-//! - `ExtensionOffer::params()` splits the validated parameter text at every `;`, quoted
-//!   strings included, so `x="1;=2"` yields `x` with the value `"1`, then a parameter with an
-//!   empty name and the value `2"`, and a quoted value full of `;` yields more than
-//!   `MAX_EXTENSION_ITEMS` parameters; tolerated: only when a `Sec-WebSocket-Extensions` line
-//!   holds a `"` (`extension-param-quoted-semicolon-regression`,
-//!   `extension-param-count-regression`).
+//! Two findings of this target are fixed and kept as regression seeds in `corpus/handshake/`:
+//! a `Sec-WebSocket-Protocol` element that is not a token is now refused with 400
+//! (`protocol-not-a-token-regression`), and `ExtensionOffer::params()` no longer splits inside
+//! quoted strings (`extension-param-quoted-semicolon-regression`,
+//! `extension-param-count-regression`).
 #![no_main]
 
 use berth::handshake::{
@@ -53,7 +46,6 @@ use berth::http::{
 };
 use berth::{Limits, Status};
 use libfuzzer_sys::fuzz_target;
-use std::sync::OnceLock;
 
 /// Header slots for a request head: fewer than the default `Limits::max_headers` (100), so
 /// running out of slots is reachable too.
@@ -70,11 +62,6 @@ const OFFERED: &[&str] = &["chat", "superchat"];
 const NOW: u64 = 1_700_000_000;
 
 /// Must the known findings in the module docs fail the target?
-fn strict() -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    *STRICT
-        .get_or_init(|| std::env::var_os("BERTH_FUZZ_STRICT_HANDSHAKE").is_some_and(|v| v != "0"))
-}
 
 /// An RFC 9110 `tchar`, spelled out here rather than borrowed from berth.
 fn is_tchar(b: u8) -> bool {
@@ -157,6 +144,8 @@ struct Facts<'b> {
     nonce: Option<[u8; 16]>,
     key: Option<&'b [u8]>,
     extension_lines: usize,
+    /// Every `Sec-WebSocket-Protocol` list element is a token.
+    protocols_ok: bool,
 }
 
 impl<'b> Facts<'b> {
@@ -180,6 +169,12 @@ impl<'b> Facts<'b> {
             nonce: key.and_then(decode_key),
             key,
             extension_lines: values(req, "sec-websocket-extensions").len(),
+            protocols_ok: values(req, "sec-websocket-protocol").iter().all(|v| {
+                v.split(|&b| b == b',')
+                    .map(trim)
+                    .filter(|e| !e.is_empty())
+                    .all(|e| e.iter().all(|&b| is_tchar(b)))
+            }),
         }
     }
 }
@@ -228,6 +223,15 @@ fn check_refused(f: &Facts<'_>, e: HandshakeError) {
         HandshakeError::InvalidKey => {
             f.get && f.http11 && f.websocket && f.empty_body && f.version_13 && f.nonce.is_none()
         }
+        HandshakeError::InvalidProtocols => {
+            f.get
+                && f.http11
+                && f.websocket
+                && f.empty_body
+                && f.version_13
+                && f.nonce.is_some()
+                && !f.protocols_ok
+        }
         HandshakeError::InvalidExtensions => {
             f.get
                 && f.http11
@@ -235,6 +239,7 @@ fn check_refused(f: &Facts<'_>, e: HandshakeError) {
                 && f.empty_body
                 && f.version_13
                 && f.nonce.is_some()
+                && f.protocols_ok
                 && f.extension_lines > 0
         }
         other => panic!("Upgrade::parse refused with the application's {other:?}"),
@@ -280,13 +285,7 @@ fn check_accepted(
     let offered: Vec<&str> = upgrade.protocols().take(bound + 1).collect();
     assert!(offered.len() <= bound, "protocols() does not end");
     for p in &offered {
-        if strict() || is_token(p) {
-            assert!(is_token(p), "subprotocol {p:?} is not a token");
-        } else {
-            // Known finding: still a trimmed, non-empty list element.
-            let b = p.as_bytes();
-            assert!(!b.is_empty() && trim(b) == b && !b.contains(&b','), "{p:?}");
-        }
+        assert!(is_token(p), "subprotocol {p:?} is not a token");
         let with = upgrade.accept(Some(p)).expect("accept an offered protocol");
         let with = with.headers();
         assert_eq!(with.len(), 3);
@@ -313,7 +312,6 @@ fn check_accepted(
 
     // Extensions: the offer count is capped, and so is the parameter count of each offer.
     let lines = values(req, "sec-websocket-extensions");
-    let quoted = lines.iter().any(|l| l.contains(&b'"'));
     let offers: Vec<_> = upgrade.extensions().take(MAX_EXTENSION_ITEMS + 1).collect();
     assert!(
         offers.len() <= MAX_EXTENSION_ITEMS,
@@ -334,8 +332,7 @@ fn check_accepted(
             offer.name
         );
         let params: Vec<_> = offer.params().take(MAX_EXTENSION_ITEMS + 1).collect();
-        // Known finding: `params()` splits inside quoted strings.
-        if strict() || !quoted {
+        {
             assert!(
                 params.len() <= MAX_EXTENSION_ITEMS,
                 "{} parameters in {offer:?}",

@@ -54,6 +54,8 @@ pub enum HandshakeError {
     InvalidKey,
     /// `Sec-WebSocket-Extensions` malformed or with too many offers or parameters. 400.
     InvalidExtensions,
+    /// A `Sec-WebSocket-Protocol` element that is not a token (RFC 6455 §4.1). 400.
+    InvalidProtocols,
     /// The application refused the `Origin`. 403.
     OriginRejected,
     /// The application chose a subprotocol the client did not offer (a bug in the caller). 500.
@@ -75,7 +77,8 @@ impl HandshakeError {
             UnsupportedVersion => 426,
             OriginRejected => 403,
             ProtocolNotOffered => 500,
-            NotHttp11 | NotAnUpgrade | BodyNotAllowed | InvalidKey | InvalidExtensions => 400,
+            NotHttp11 | NotAnUpgrade | BodyNotAllowed | InvalidKey | InvalidExtensions
+            | InvalidProtocols => 400,
         }
     }
 
@@ -100,6 +103,7 @@ impl fmt::Display for HandshakeError {
             UnsupportedVersion => "unsupported Sec-WebSocket-Version",
             InvalidKey => "invalid Sec-WebSocket-Key",
             InvalidExtensions => "invalid Sec-WebSocket-Extensions",
+            InvalidProtocols => "invalid Sec-WebSocket-Protocol",
             OriginRejected => "origin not allowed",
             ProtocolNotOffered => "chosen subprotocol was not offered",
         };

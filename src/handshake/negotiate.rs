@@ -9,7 +9,7 @@
 //! ```
 
 use super::HandshakeError;
-use crate::http::token::{is_tchar, list_elements, trim_ows};
+use crate::http::token::{is_tchar, list_elements};
 use crate::http::Header;
 
 /// Most extension offers (or parameters of one offer) berth looks at before refusing the
@@ -25,6 +25,19 @@ pub(crate) fn protocols<'h, 'b>(headers: &'h [Header<'b>]) -> impl Iterator<Item
         .filter_map(|p| core::str::from_utf8(p).ok())
 }
 
+/// Is every element of every `Sec-WebSocket-Protocol` line a token?
+///
+/// ```notrust
+/// Sec-WebSocket-Protocol = 1#token     ; RFC 6455 §4.3, with RFC 9110 §5.6.2 token
+/// ```
+pub(crate) fn protocols_are_tokens(headers: &[Header<'_>]) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .flat_map(|h| list_elements(h.value))
+        .all(|p| p.iter().all(|&b| is_tchar(b)))
+}
+
 /// One extension offer: its name and its raw parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExtensionOffer<'b> {
@@ -38,25 +51,62 @@ impl<'b> ExtensionOffer<'b> {
     /// The parameters as `(name, value)`, with quotes removed from quoted values (escapes, which
     /// no registered extension uses, are left as they are).
     pub fn params(&self) -> impl Iterator<Item = (&'b str, Option<&'b str>)> {
-        self.params
-            .split(|&b| b == b';')
-            .map(trim_ows)
-            .filter(|p| !p.is_empty())
-            .filter_map(|p| {
-                let (name, value) = match p.iter().position(|&b| b == b'=') {
-                    Some(i) => {
-                        let (n, v) = p.split_at_checked(i)?;
-                        let v = trim_ows(v.get(1..)?);
-                        let v = v
-                            .strip_prefix(b"\"")
-                            .and_then(|v| v.strip_suffix(b"\""))
-                            .unwrap_or(v);
-                        (trim_ows(n), Some(core::str::from_utf8(v).ok()?))
+        Params { rest: self.params }
+    }
+}
+
+/// Iterates over an offer's parameter text, which [`parse_offer`] validated:
+/// `*( OWS ";" OWS token [ OWS "=" OWS ( token / quoted-string ) ] ) OWS`. A `;` inside a
+/// quoted string belongs to the value.
+#[derive(Debug)]
+struct Params<'b> {
+    rest: &'b [u8],
+}
+
+impl<'b> Iterator for Params<'b> {
+    type Item = (&'b str, Option<&'b str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = self.rest;
+        let mut i = skip_ows(s, 0);
+        if s.get(i) != Some(&b';') {
+            self.rest = &[];
+            return None;
+        }
+        i = skip_ows(s, i + 1);
+        let name_start = i;
+        while s.get(i).is_some_and(|&b| is_tchar(b)) {
+            i += 1;
+        }
+        let name = s.get(name_start..i)?;
+        i = skip_ows(s, i);
+        let mut value = None;
+        if s.get(i) == Some(&b'=') {
+            i = skip_ows(s, i + 1);
+            let (start, end) = if s.get(i) == Some(&b'"') {
+                i += 1;
+                let start = i;
+                loop {
+                    match s.get(i) {
+                        Some(b'"') | None => break,
+                        Some(b'\\') => i += 2,
+                        Some(_) => i += 1,
                     }
-                    None => (p, None),
-                };
-                Some((core::str::from_utf8(name).ok()?, value))
-            })
+                }
+                let end = i.min(s.len());
+                i += 1;
+                (start, end)
+            } else {
+                let start = i;
+                while s.get(i).is_some_and(|&b| is_tchar(b)) {
+                    i += 1;
+                }
+                (start, i)
+            };
+            value = Some(core::str::from_utf8(s.get(start..end)?).ok()?);
+        }
+        self.rest = s.get(i.min(s.len())..).unwrap_or_default();
+        Some((core::str::from_utf8(name).ok()?, value))
     }
 }
 

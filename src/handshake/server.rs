@@ -2,7 +2,9 @@
 //! build the `101 Switching Protocols` answer.
 
 use super::accept_key::{accept_key, is_valid_key};
-use super::negotiate::{extensions, protocols, ExtensionOffer, MAX_EXTENSION_ITEMS};
+use super::negotiate::{
+    extensions, protocols, protocols_are_tokens, ExtensionOffer, MAX_EXTENSION_ITEMS,
+};
 use super::HandshakeError;
 use crate::http::token::list_elements;
 use crate::http::{BodyKind, Header, Request, Version};
@@ -82,6 +84,9 @@ impl<'h, 'b> Upgrade<'h, 'b> {
         let key = key
             .filter(|k| keys == 1 && is_valid_key(k))
             .ok_or(HandshakeError::InvalidKey)?;
+        if !protocols_are_tokens(req.headers) {
+            return Err(HandshakeError::InvalidProtocols);
+        }
         let mut offers = [None; MAX_EXTENSION_ITEMS];
         let extension_count = extensions(req.headers, &mut offers)?;
         Ok(Upgrade {

@@ -52,6 +52,8 @@ refuses! {
     refuses_non_base64_key: replace("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25j!Q==") => InvalidKey 400;
     refuses_repeated_key: replace("Origin", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin") => InvalidKey 400;
     refuses_bad_extensions: replace("Origin", "Sec-WebSocket-Extensions: permessage-deflate; =\r\nOrigin") => InvalidExtensions 400;
+    refuses_a_protocol_that_is_not_a_token: replace("chat, superchat", "chat, super chat") => InvalidProtocols 400;
+    refuses_a_protocol_with_a_separator: replace("chat, superchat", "v1.j)son") => InvalidProtocols 400;
 }
 
 #[test]
@@ -109,6 +111,30 @@ fn extension_offers_are_exposed() {
     let up = Upgrade::parse(&req).unwrap();
     let names: Vec<&str> = up.extensions().map(|e| e.name).collect();
     assert_eq!(names, ["permessage-deflate", "x-foo"]);
+}
+
+#[test]
+fn extension_parameters_keep_quoted_semicolons_in_their_value() {
+    let raw = replace(
+        "Origin",
+        "Sec-WebSocket-Extensions: permessage-deflate; x=\"1;=2\" ; server_no_context_takeover;y=tok\r\nOrigin",
+    );
+    let mut slots = header_slots::<32>();
+    let mut parser = crate::http::RequestParser::new(&Limits::default());
+    let Status::Complete((_, req)) = parser.parse(raw.as_bytes(), &mut slots).unwrap() else {
+        panic!()
+    };
+    let up = Upgrade::parse(&req).unwrap();
+    let offer = up.extensions().next().unwrap();
+    let params: Vec<_> = offer.params().collect();
+    assert_eq!(
+        params,
+        [
+            ("x", Some("1;=2")),
+            ("server_no_context_takeover", None),
+            ("y", Some("tok"))
+        ]
+    );
 }
 
 fn response(lines: &str) -> String {
