@@ -120,7 +120,8 @@ pub struct Config {
     /// consumer. Must exceed `limits.max_message` to echo the largest message. Default 8 MiB.
     pub max_write_buffer: usize,
     /// Bytes read from a socket at once, into a buffer each worker shares among its
-    /// connections. Default 64 KiB.
+    /// connections. A message that arrives whole within one read is handed out in place,
+    /// without a copy, so this is sized above common large messages. Default 256 KiB.
     pub read_buffer: usize,
     /// The `listen(2)` backlog. Default 1024.
     pub backlog: i32,
@@ -142,7 +143,7 @@ impl Default for Config {
             max_connections: 16_384,
             write_high_water: 256 * 1024,
             max_write_buffer: 8 * 1024 * 1024,
-            read_buffer: 64 * 1024,
+            read_buffer: 256 * 1024,
             backlog: 1024,
             nodelay: true,
             share_port: false,

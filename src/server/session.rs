@@ -161,10 +161,6 @@ impl<S> Session<S> {
         self.id.gen
     }
 
-    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
-        &mut self.stream
-    }
-
     pub(crate) fn owns_timer(&self, entry: &Entry) -> bool {
         entry.gen == self.id.gen && self.timer_tick == Some(entry.tick)
     }
@@ -397,6 +393,11 @@ impl<S: Default + Send + 'static> Session<S> {
             Phase::Linger => false,
         };
         if finished {
+            if matches!(&self.phase, Phase::Ws(ws) if ws.conn.is_closed()) && self.unsent() == 0 {
+                // The close handshake is complete: the peer sends nothing more, so the server
+                // closes the TCP connection at once (RFC 6455 §7.1.1), without lingering.
+                return self.teardown(env);
+            }
             if self.eof {
                 // The peer is gone: write what it may still read, and stop.
                 if self.unsent() == 0 || matches!(self.phase, Phase::Ws(_)) {
