@@ -1484,7 +1484,9 @@ impl WsClient {
     ) -> Self {
         let handshake = ClientHandshake::new(rng.nonce());
         let mut link = Link::new(stream, rbuf, in_flight);
-        handshake.write_request(host, path, &[], &mut link.out.ctrl);
+        handshake
+            .write_request(host, path, &[], &mut link.out.ctrl)
+            .expect("the host and path were checked when the arguments were parsed");
         // Keys for this connection's control frames (Close, pongs). Data frames are the
         // thread's pre-masked ones.
         let mut state = rng.next() | 1;

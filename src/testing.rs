@@ -478,7 +478,9 @@ impl WsClient {
         let nonce_bits = u128::from(random_u64()) << 64 | u128::from(random_u64());
         let handshake = ClientHandshake::new(nonce_bits.to_le_bytes());
         let mut request = Vec::new();
-        handshake.write_request(&addr.to_string(), path, protocols, &mut request);
+        handshake
+            .write_request(&addr.to_string(), path, protocols, &mut request)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         raw.write(&request)?;
         let mut pending = Vec::new();
         let (used, protocol) = loop {

@@ -452,7 +452,9 @@ fn check_round_trip(data: &[u8]) {
         .collect();
     let client = ClientHandshake::new(nonce);
     let mut request = Vec::new();
-    client.write_request("example.com", "/chat?room=1", &protocols, &mut request);
+    client
+        .write_request("example.com", "/chat?room=1", &protocols, &mut request)
+        .expect("tokens are valid subprotocols");
 
     let mut conn = ServerConn::new(&Limits::default());
     let mut slots = header_slots::<SLOTS>();

@@ -3,7 +3,7 @@
 
 use super::accept_key::{accept_key, client_key};
 use super::ClientError;
-use crate::http::token::list_elements;
+use crate::http::token::{is_tchar, list_elements};
 use crate::http::HeaderSlot;
 use crate::Status;
 
@@ -16,7 +16,7 @@ pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// use berth::handshake::ClientHandshake;
 /// let hs = ClientHandshake::new(*b"the sample nonce");
 /// let mut out = Vec::new();
-/// hs.write_request("server.example.com", "/chat", &["chat"], &mut out);
+/// hs.write_request("server.example.com", "/chat", &["chat"], &mut out)?;
 /// assert!(out.starts_with(b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\n"));
 ///
 /// let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -58,7 +58,47 @@ impl ClientHandshake {
     }
 
     /// Write the upgrade request for `target` on `host`, offering `protocols`.
-    pub fn write_request(&self, host: &str, target: &str, protocols: &[&str], out: &mut Vec<u8>) {
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::InvalidRequest`] if `host` or `target` is empty or holds a space or a
+    /// control byte, or a protocol is not a token: written as given, they would break or
+    /// inject into the request. Nothing is written then.
+    pub fn write_request(
+        &self,
+        host: &str,
+        target: &str,
+        protocols: &[&str],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ClientError> {
+        self.write_request_with(host, target, protocols, &[], out)
+    }
+
+    /// As [`write_request`](ClientHandshake::write_request), with extra header fields
+    /// (`Origin`, `Authorization`, cookies).
+    ///
+    /// # Errors
+    ///
+    /// As [`write_request`](ClientHandshake::write_request), and for a header name that is not
+    /// a token or a value with CR, LF or another control byte other than tab.
+    pub fn write_request_with(
+        &self,
+        host: &str,
+        target: &str,
+        protocols: &[&str],
+        headers: &[(&str, &[u8])],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ClientError> {
+        let visible = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+        let token = |s: &str| !s.is_empty() && s.bytes().all(is_tchar);
+        let value = |v: &[u8]| v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+        if !visible(host)
+            || !visible(target)
+            || !protocols.iter().all(|p| token(p))
+            || !headers.iter().all(|(n, v)| token(n) && value(v))
+        {
+            return Err(ClientError::InvalidRequest);
+        }
         out.extend_from_slice(b"GET ");
         out.extend_from_slice(target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
@@ -79,7 +119,14 @@ impl ClientHandshake {
         if !protocols.is_empty() {
             out.extend_from_slice(b"\r\n");
         }
+        for (name, value) in headers {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
         out.extend_from_slice(b"\r\n");
+        Ok(())
     }
 
     /// Check the server's response head at the start of `buf`. `offered` is the list given to

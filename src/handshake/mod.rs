@@ -130,6 +130,9 @@ pub enum ClientError {
     ProtocolNotOffered,
     /// An extension, when none was offered.
     ExtensionNotOffered,
+    /// The host, target, a subprotocol or a header field given to
+    /// [`ClientHandshake::write_request`] would make a malformed request (a caller bug).
+    InvalidRequest,
 }
 
 impl fmt::Display for ClientError {
@@ -140,6 +143,7 @@ impl fmt::Display for ClientError {
             UnexpectedStatus(code) => write!(f, "handshake answered with status {code}"),
             NotAnUpgrade => f.write_str("handshake response does not upgrade to websocket"),
             AcceptMismatch => f.write_str("wrong Sec-WebSocket-Accept"),
+            InvalidRequest => f.write_str("invalid host, target, subprotocol or header field"),
             ProtocolNotOffered => f.write_str("server chose a subprotocol that was not offered"),
             ExtensionNotOffered => f.write_str("server chose an extension that was not offered"),
         }

@@ -137,6 +137,32 @@ fn extension_parameters_keep_quoted_semicolons_in_their_value() {
     );
 }
 
+#[test]
+fn client_request_refuses_injection_and_carries_extra_headers() {
+    let hs = ClientHandshake::new(*b"the sample nonce");
+    let mut out = Vec::new();
+    for (host, target, protocol) in [
+        ("a\r\nX: y", "/", "chat"),
+        ("a", "/ HTTP/1.1\r\nX: y", "chat"),
+        ("a", "/x y", "chat"),
+        ("", "/", "chat"),
+        ("a", "/", "super chat"),
+    ] {
+        assert_eq!(
+            hs.write_request(host, target, &[protocol], &mut out),
+            Err(ClientError::InvalidRequest)
+        );
+    }
+    assert_eq!(
+        hs.write_request_with("a", "/", &[], &[("Origin", b"x\r\nEvil: 1")], &mut out),
+        Err(ClientError::InvalidRequest)
+    );
+    assert!(out.is_empty());
+    hs.write_request_with("a", "/", &[], &[("Origin", b"https://a.example")], &mut out)
+        .unwrap();
+    assert!(out.ends_with(b"\r\nOrigin: https://a.example\r\n\r\n"));
+}
+
 fn response(lines: &str) -> String {
     format!("HTTP/1.1 101 Switching Protocols\r\n{lines}\r\n")
 }
@@ -205,7 +231,8 @@ fn whole_upgrade_in_memory_from_request_bytes_to_messages() {
     let date = DateCache::new(0);
     let hs = ClientHandshake::new([7; 16]);
     let mut wire = Vec::new();
-    hs.write_request("localhost", "/echo", &["v1"], &mut wire);
+    hs.write_request("localhost", "/echo", &["v1"], &mut wire)
+        .unwrap();
     // The client sends its first frame right behind the request.
     let mut client = Conn::client(&limits, Box::new(|| [1, 2, 3, 4]));
     client.send_text("first", &mut wire).unwrap();

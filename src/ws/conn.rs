@@ -216,8 +216,8 @@ impl Conn {
     }
 
     /// A connection with an explicit role and config. A client without a `mask_source` masks
-    /// with keys from a simple generator seeded by the address of the connection, which is
-    /// not unpredictable: pass a real source of randomness in production.
+    /// with keys from SipHash under std's per-process random keys (unpredictable, as RFC 6455
+    /// §5.3 requires, at a hash per frame); pass a faster source of randomness if you have one.
     pub fn new(
         role: Role,
         limits: &Limits,
@@ -820,16 +820,18 @@ impl Conn {
     }
 }
 
-/// A weak key for a client built without a mask source: a 32-bit xorshift over the
-/// connection's address and a per-call counter. Masking exists to stop cache poisoning of
-/// intermediaries by a script choosing payload bytes; tests and trusted peers do not need more.
-fn fallback_mask(conn: &Conn) -> [u8; 4] {
-    use core::sync::atomic::{AtomicU32, Ordering};
-    static COUNTER: AtomicU32 = AtomicU32::new(0x9e37_79b9);
-    let mut x =
-        COUNTER.fetch_add(0x6d2b_79f5, Ordering::Relaxed) ^ (conn as *const Conn as usize as u32);
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    x.to_ne_bytes()
+/// A key for a client built without a mask source: SipHash, keyed by std's per-process
+/// random `RandomState`, over a per-call counter. RFC 6455 §5.3 wants keys a script cannot
+/// predict; this gives that without a dependency, at the cost of a hash per frame. A caller
+/// with a faster source of randomness passes it as the mask source.
+fn fallback_mask(_conn: &Conn) -> [u8; 4] {
+    use core::hash::{BuildHasher, Hasher};
+    use core::sync::atomic::{AtomicU64, Ordering};
+    use std::collections::hash_map::RandomState;
+    use std::sync::OnceLock;
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = KEYS.get_or_init(RandomState::new).build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (hasher.finish() as u32).to_ne_bytes()
 }
