@@ -14,7 +14,8 @@
 //! the rounds, reported both raw (operations per second of wall time) and per server
 //! CPU-second (read from `/proc/PID/stat`): on two cores the load generator can saturate its
 //! core before a fast server saturates its own, and then only the per-CPU figure ranks the
-//! servers. Ratios are berth / peer (above 1 is berth ahead; for memory, below 1 is).
+//! servers. Ratios are berth / peer (above 1 is berth ahead; for memory, below 1 is). The
+//! "client cost" column is the load generator's own CPU time per operation.
 //!
 //! Only loopback is used; every wait is bounded.
 
@@ -162,6 +163,7 @@ const SCENARIOS: &[Scenario] = &[
 struct Sample {
     value: f64,
     per_server_cpu: f64,
+    per_client_cpu: f64,
     server_cpu: f64,
     client_cpu: f64,
 }
@@ -219,8 +221,8 @@ fn main() {
         opts.rounds, opts.duration
     ));
     table.push_str(
-        "| scenario | server | raw | per server CPU-s | server CPU | client CPU | berth / server (raw) | berth / server (per CPU) |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| scenario | server | raw | per server CPU-s | server CPU | client CPU | client cost | berth / server (raw) | berth / server (per CPU) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut port = 19_100u16;
     for scenario in SCENARIOS {
@@ -252,7 +254,7 @@ fn main() {
         for (server, m) in scenario.servers.iter().zip(&medians) {
             let Some(m) = m else {
                 table.push_str(&format!(
-                    "| {} | {} | failed | | | | | |\n",
+                    "| {} | {} | failed | | | | | | |\n",
                     scenario.what, server.name
                 ));
                 continue;
@@ -266,18 +268,22 @@ fn main() {
                 (Some(b), Metric::Memory) => (format!("{:.2}x", b.value / m.value), String::new()),
                 (None, _) => (String::new(), String::new()),
             };
-            let per_cpu = match scenario.metric {
-                Metric::Rate => format!("{:.0}", m.per_server_cpu),
-                Metric::Memory => String::new(),
+            let (per_cpu, client_cost) = match scenario.metric {
+                Metric::Rate if m.per_client_cpu > 0.0 => (
+                    format!("{:.0}", m.per_server_cpu),
+                    format!("{:.2} µs", 1e6 / m.per_client_cpu),
+                ),
+                _ => (String::new(), String::new()),
             };
             table.push_str(&format!(
-                "| {} | {} | {:.0} | {} | {:.2} s | {:.2} s | {} | {} |\n",
+                "| {} | {} | {:.0} | {} | {:.2} s | {:.2} s | {} | {} | {} |\n",
                 scenario.what,
                 server.name,
                 m.value,
                 per_cpu,
                 m.server_cpu,
                 m.client_cpu,
+                client_cost,
                 raw_ratio,
                 cpu_ratio
             ));
@@ -341,6 +347,7 @@ fn run_once(
                 Metric::Memory => number("server_rss_bytes_per_conn"),
             },
             per_server_cpu: number("ops_per_server_cpu_s"),
+            per_client_cpu: number("ops_per_client_cpu_s"),
             server_cpu: number("server_cpu_s"),
             client_cpu: number("client_cpu_s"),
         })
@@ -413,6 +420,7 @@ fn median(samples: &[Sample]) -> Option<Sample> {
     Some(Sample {
         value: pick(|s| s.value),
         per_server_cpu: pick(|s| s.per_server_cpu),
+        per_client_cpu: pick(|s| s.per_client_cpu),
         server_cpu: pick(|s| s.server_cpu),
         client_cpu: pick(|s| s.client_cpu),
     })
