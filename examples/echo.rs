@@ -8,12 +8,16 @@
 //!
 //! Its limits admit what the Autobahn cases send: messages up to 16 MiB, in as many as 65,536
 //! fragments of 64 bytes.
+//!
+//! With `--tls-cert CERT.pem --tls-key KEY.pem` it serves `wss://` (and `https://`) on the
+//! port instead (`cargo run --example gen_cert -- DIR` makes a self-signed pair for
+//! `localhost`).
 
 #[path = "support/stderr_log.rs"]
 mod stderr_log;
 
 use berth::http::Request;
-use berth::server::{Config, Handler, Message, Responder, Server, WebSocket};
+use berth::server::{CertSet, Config, Handler, Message, Responder, Server, TlsConfig, WebSocket};
 
 struct Echo;
 
@@ -40,17 +44,23 @@ fn main() -> std::io::Result<()> {
     stderr_log::init();
     let mut port: u16 = 9001;
     let mut config = Config::default();
+    let (mut cert, mut key) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--workers" => {
                 config.workers = args.next().and_then(|n| n.parse().ok()).unwrap_or(0);
             }
+            "--tls-cert" => cert = args.next(),
+            "--tls-key" => key = args.next(),
             other => {
                 port = other.parse().map_err(|_| {
                     std::io::Error::new(
                         std::io::ErrorKind::InvalidInput,
-                        format!("usage: echo [PORT] [--workers N]; bad argument {other:?}"),
+                        format!(
+                            "usage: echo [PORT] [--workers N] [--tls-cert PEM --tls-key PEM]; \
+                             bad argument {other:?}"
+                        ),
                     )
                 })?;
             }
@@ -60,7 +70,25 @@ fn main() -> std::io::Result<()> {
     config.limits.max_frame_payload = 16 << 20;
     config.limits.max_fragments = 65_536;
     config.max_write_buffer = 40 << 20;
-    let server = Server::new(config).listen(("127.0.0.1", port))?;
-    log::info!("echo server on ws://{}/", server.local_addrs()[0]);
+    let server = Server::new(config);
+    let server = match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let tls = TlsConfig::new(CertSet::from_pem_files(cert, key)?)?;
+            let server = server.listen_tls(("127.0.0.1", port), &tls)?;
+            log::info!("echo server on wss://{}/", server.local_addrs()[0]);
+            server
+        }
+        (None, None) => {
+            let server = server.listen(("127.0.0.1", port))?;
+            log::info!("echo server on ws://{}/", server.local_addrs()[0]);
+            server
+        }
+        _ => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "--tls-cert and --tls-key go together",
+            ))
+        }
+    };
     server.run(Echo)
 }

@@ -40,6 +40,8 @@ mod clock;
 mod handler;
 mod session;
 mod timer;
+#[cfg(feature = "tls")]
+mod tls;
 mod worker;
 
 use std::io;
@@ -50,6 +52,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use handler::{CloseReason, ConnId, Handler, Message, Responder, SendError, Sender, WebSocket};
+
+#[cfg(feature = "tls")]
+pub use tls::{CertSet, TlsConfig, TlsError};
 
 use crate::ws::MAX_HEADER_LEN;
 use crate::Limits;
@@ -156,7 +161,15 @@ impl Default for Config {
 pub struct Server {
     config: Config,
     listeners: Vec<TcpListener>,
+    /// The TLS settings of each listener (`None`: plaintext), by index.
+    tls: Vec<Option<ListenerTls>>,
 }
+
+/// What a TLS listener hands each connection it accepts.
+#[cfg(feature = "tls")]
+pub(crate) type ListenerTls = TlsConfig;
+#[cfg(not(feature = "tls"))]
+pub(crate) type ListenerTls = core::convert::Infallible;
 
 impl Server {
     /// A server with `config` and no listeners yet.
@@ -164,6 +177,7 @@ impl Server {
         Server {
             config,
             listeners: Vec::new(),
+            tls: Vec::new(),
         }
     }
 
@@ -182,7 +196,24 @@ impl Server {
         }
         self.listeners
             .push(bind_listener(addr, self.config.backlog)?);
+        self.tls.push(None);
         Ok(self)
+    }
+
+    /// As [`Server::listen`], for a listener that speaks TLS (`https://`, `wss://`) with the
+    /// certificates of `tls`. A TLS handshake must finish within [`Timeouts::header`] of the
+    /// accept; a client that sends plaintext HTTP to it is closed at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::listen`].
+    #[cfg(feature = "tls")]
+    pub fn listen_tls(self, addr: impl ToSocketAddrs, tls: &TlsConfig) -> io::Result<Self> {
+        let mut server = self.listen(addr)?;
+        if let Some(last) = server.tls.last_mut() {
+            *last = Some(tls.clone());
+        }
+        Ok(server)
     }
 
     /// The addresses the listeners are bound to, in the order they were added.
@@ -250,6 +281,7 @@ impl Server {
                 index,
                 poll,
                 listeners,
+                self.tls.clone(),
                 Arc::clone(&handler),
                 Arc::clone(&config),
                 control.clone(),

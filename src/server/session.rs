@@ -114,6 +114,8 @@ enum Phase {
 /// One connection.
 pub(crate) struct Session<S> {
     stream: TcpStream,
+    /// The TLS layer between the socket and the core, on a TLS listener.
+    tls: Tls,
     peer: SocketAddr,
     /// Which of the worker's listeners accepted the connection.
     listener: u16,
@@ -169,6 +171,11 @@ impl<S> Session<S> {
         self.out.len() - self.out_pos
     }
 
+    /// Is there output not yet taken by the socket (plaintext, or TLS records)?
+    fn pending(&self) -> bool {
+        self.unsent() > 0 || self.tls_pending()
+    }
+
     fn local<H: Handler>(&self, env: &Env<'_, H>) -> SocketAddr {
         env.local_addrs
             .get(usize::from(self.listener))
@@ -181,6 +188,7 @@ impl<S: Default + Send + 'static> Session<S> {
     #[allow(clippy::too_many_arguments)] // Called from one place, with everything a session is.
     pub(crate) fn new(
         stream: TcpStream,
+        tls: Tls,
         peer: SocketAddr,
         listener: u16,
         key: u32,
@@ -191,6 +199,7 @@ impl<S: Default + Send + 'static> Session<S> {
     ) -> Self {
         Session {
             stream,
+            tls,
             peer,
             listener,
             id: ConnId { worker, key, gen },
@@ -264,9 +273,13 @@ impl<S: Default + Send + 'static> Session<S> {
                     }
                 } else if self.head_pending {
                     if now >= self.since + t.header {
+                        if self.is_handshaking() {
+                            log::debug!("{}: TLS handshake timed out", self.id);
+                            return self.teardown(env);
+                        }
                         self.write_timeout_response(env.date);
                     }
-                } else if self.unsent() == 0 && now >= self.since + t.keep_alive {
+                } else if !self.pending() && now >= self.since + t.keep_alive {
                     return self.teardown(env);
                 }
             }
@@ -393,23 +406,23 @@ impl<S: Default + Send + 'static> Session<S> {
             Phase::Linger => false,
         };
         if finished {
-            if matches!(&self.phase, Phase::Ws(ws) if ws.conn.is_closed()) && self.unsent() == 0 {
+            if matches!(&self.phase, Phase::Ws(ws) if ws.conn.is_closed()) && !self.pending() {
                 // The close handshake is complete: the peer sends nothing more, so the server
                 // closes the TCP connection at once (RFC 6455 §7.1.1), without lingering.
                 return self.teardown(env);
             }
             if self.eof {
                 // The peer is gone: write what it may still read, and stop.
-                if self.unsent() == 0 || matches!(self.phase, Phase::Ws(_)) {
+                if !self.pending() || matches!(self.phase, Phase::Ws(_)) {
                     return self.teardown(env);
                 }
-            } else if self.unsent() == 0 {
+            } else if !self.pending() {
                 self.linger(env);
             }
         } else if self.eof {
             match self.phase {
                 Phase::Ws(_) | Phase::Linger => return self.teardown(env),
-                Phase::Http(_) if self.unsent() == 0 => return self.teardown(env),
+                Phase::Http(_) if !self.pending() => return self.teardown(env),
                 Phase::Http(_) => self.close_after_flush = true,
             }
         }
@@ -424,6 +437,7 @@ impl<S: Default + Send + 'static> Session<S> {
     fn linger<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>) {
         self.report_close(env);
         self.leave_ws(env);
+        self.close_notify();
         let _ = self.stream.shutdown(Shutdown::Write);
         self.phase = Phase::Linger;
         self.since = env.now;
@@ -456,6 +470,9 @@ impl<S: Default + Send + 'static> Session<S> {
 
     /// The session is being removed: last callbacks, buffers back to the pool.
     pub(crate) fn finish<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>) {
+        if !self.eof && !matches!(self.phase, Phase::Linger) {
+            self.close_notify();
+        }
         self.report_close(env);
         self.leave_ws(env);
         self.phase = Phase::Linger;
@@ -503,38 +520,23 @@ impl<S: Default + Send + 'static> Session<S> {
 
     /// Write queued output until the socket would block.
     fn flush<H: Handler>(&mut self, env: &mut Env<'_, H>) {
-        let mut progress = false;
-        while self.out_pos < self.out.len() {
-            match self
-                .stream
-                .write(self.out.get(self.out_pos..).unwrap_or_default())
-            {
-                Ok(0) => {
-                    self.kill = true;
-                    break;
-                }
-                Ok(n) => {
-                    self.out_pos += n;
-                    env.stats.bytes_out += n as u64;
-                    progress = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::debug!("{}: write failed: {e}", self.id);
-                    self.kill = true;
-                    break;
-                }
-            }
+        let (written, result) = self.write_out();
+        env.stats.bytes_out += written as u64;
+        let progress = written > 0;
+        if let Err(e) = result {
+            log::debug!("{}: write failed: {e}", self.id);
+            self.kill = true;
         }
-        if self.out_pos == self.out.len() {
+        if !self.tls_pending() && self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
             self.stalled_since = None;
             if self.out.capacity() > 0 {
                 env.pool.give(std::mem::take(&mut self.out));
             }
-        } else {
+            return;
+        }
+        {
             if progress || self.stalled_since.is_none() {
                 self.stalled_since = Some(env.now);
             }
@@ -555,7 +557,7 @@ impl<S: Default + Send + 'static> Session<S> {
             let asked;
             let result = if self.in_len == 0 || lingering {
                 asked = scratch.len();
-                self.stream.read(scratch)
+                self.recv(scratch)
             } else {
                 if self.in_len == self.inbuf.len() && !self.grow_inbuf(env.config) {
                     // Only a peer breaking the core's bounds gets here; the core reports
@@ -563,9 +565,12 @@ impl<S: Default + Send + 'static> Session<S> {
                     self.kill = true;
                     return;
                 }
-                let spare = self.inbuf.get_mut(self.in_len..).unwrap_or_default();
-                asked = spare.len();
-                self.stream.read(spare)
+                let mut spare = std::mem::take(&mut self.inbuf);
+                let room = spare.get_mut(self.in_len..).unwrap_or_default();
+                asked = room.len();
+                let result = self.recv(room);
+                self.inbuf = spare;
+                result
             };
             let n = match result {
                 Ok(0) => {
@@ -590,7 +595,7 @@ impl<S: Default + Send + 'static> Session<S> {
                     self.kill = true;
                     return;
                 }
-                if n < asked && !self.hup {
+                if n < asked && !self.hup && !self.is_tls() {
                     return;
                 }
                 continue;
@@ -613,9 +618,10 @@ impl<S: Default + Send + 'static> Session<S> {
                     self.in_len = 0;
                 }
             }
-            if n < asked && !self.hup {
+            if n < asked && !self.hup && !self.is_tls() {
                 // A short read drained the socket, and a new arrival raises a new edge. (With
-                // the peer's FIN already reported, read on to see the EOF.)
+                // the peer's FIN already reported, read on to see the EOF. Through TLS a short
+                // read of plaintext says nothing about the socket.)
                 return;
             }
         }
@@ -974,6 +980,159 @@ impl<S: Default + Send + 'static> Session<S> {
                 }
             }
             Phase::Linger => {}
+        }
+    }
+}
+
+/// The TLS layer of a session, if its listener speaks TLS.
+#[cfg(feature = "tls")]
+pub(crate) type Tls = Option<Box<rustls::ServerConnection>>;
+/// Without the `tls` feature there is never a TLS layer.
+#[cfg(not(feature = "tls"))]
+pub(crate) type Tls = Option<core::convert::Infallible>;
+
+impl<S> Session<S> {
+    fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    #[cfg(feature = "tls")]
+    fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn is_handshaking(&self) -> bool {
+        false
+    }
+
+    /// Does the TLS layer hold records the socket has not taken?
+    #[cfg(feature = "tls")]
+    fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn tls_pending(&self) -> bool {
+        false
+    }
+
+    /// Read plaintext: from the socket, or through the TLS layer. `Ok(0)` is the end of the
+    /// stream (a TCP EOF, or TLS close_notify).
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            return recv_tls(tls, &mut self.stream, buf);
+        }
+        self.stream.read(buf)
+    }
+
+    /// Write `out[out_pos..]` until the socket would block (through the TLS layer, if any).
+    /// Returns the bytes written to the socket, and the error that stopped it, if one did.
+    fn write_out(&mut self) -> (usize, io::Result<()>) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            return send_tls(tls, &mut self.stream, &self.out, &mut self.out_pos);
+        }
+        let mut written = 0;
+        while self.out_pos < self.out.len() {
+            match self
+                .stream
+                .write(self.out.get(self.out_pos..).unwrap_or_default())
+            {
+                Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    self.out_pos += n;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (written, Err(e)),
+            }
+        }
+        (written, Ok(()))
+    }
+
+    /// Queue TLS close_notify and try to write it (a clean close).
+    fn close_notify(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut().filter(|t| !t.is_handshaking()) {
+            tls.send_close_notify();
+            let _ = send_tls(tls, &mut self.stream, &[], &mut 0);
+        }
+    }
+}
+
+/// Read plaintext through TLS: drain what rustls has decrypted, else read records from the
+/// socket and process them, writing any handshake records rustls wants to send.
+#[cfg(feature = "tls")]
+fn recv_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    loop {
+        match tls.reader().read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // The TCP stream ended without close_notify: an EOF all the same.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        if tls.read_tls(stream)? == 0 {
+            return Ok(0);
+        }
+        if let Err(e) = tls.process_new_packets() {
+            // Send the alert rustls queued, then fail the connection.
+            let _ = tls.write_tls(stream);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        while tls.wants_write() {
+            match tls.write_tls(stream) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Encrypt `out[*pos..]` as far as rustls's buffer limit allows and write the records until
+/// the socket would block; loop while both make progress.
+#[cfg(feature = "tls")]
+fn send_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+    out: &[u8],
+    pos: &mut usize,
+) -> (usize, io::Result<()>) {
+    let mut written = 0;
+    loop {
+        let mut progress = false;
+        if *pos < out.len() {
+            match tls.writer().write(out.get(*pos..).unwrap_or_default()) {
+                Ok(n) => {
+                    *pos += n;
+                    progress |= n > 0;
+                }
+                Err(e) => return (written, Err(e)),
+            }
+        }
+        while tls.wants_write() {
+            match tls.write_tls(stream) {
+                Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    written += n;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (written, Ok(())),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (written, Err(e)),
+            }
+        }
+        if *pos == out.len() || !progress {
+            return (written, Ok(()));
         }
     }
 }

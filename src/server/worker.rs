@@ -18,7 +18,7 @@ use super::clock::Clock;
 use super::handler::{Handler, SendError};
 use super::session::{Env, Session};
 use super::timer::{Entry, TimerWheel};
-use super::{Config, Control, Stats};
+use super::{Config, Control, ListenerTls, Stats};
 use crate::http::DateCache;
 use crate::ws::CloseCode;
 
@@ -207,6 +207,8 @@ pub(crate) struct Worker<H: Handler> {
     index: usize,
     poll: Poll,
     listeners: Vec<Option<TcpListener>>,
+    /// Each listener's TLS settings (`None` for plaintext).
+    listener_tls: Vec<Option<ListenerTls>>,
     local_addrs: Vec<std::net::SocketAddr>,
     sessions: Slab<Session<H::State>>,
     handler: Arc<H>,
@@ -236,6 +238,7 @@ impl<H: Handler> Worker<H> {
         index: usize,
         poll: Poll,
         listeners: Vec<StdListener>,
+        listener_tls: Vec<Option<ListenerTls>>,
         handler: Arc<H>,
         config: Arc<Config>,
         control: Control,
@@ -266,6 +269,7 @@ impl<H: Handler> Worker<H> {
             index,
             poll,
             listeners: registered,
+            listener_tls,
             local_addrs,
             sessions: Slab::new(),
             handler,
@@ -516,10 +520,21 @@ impl<H: Handler> Worker<H> {
             log::warn!("worker {}: register failed: {e}", self.index);
             return;
         }
+        let tls = match self.listener_tls.get(listener) {
+            Some(Some(config)) => match tls_session(config) {
+                Ok(tls) => tls,
+                Err(e) => {
+                    log::warn!("worker {}: TLS session refused: {e}", self.index);
+                    return;
+                }
+            },
+            _ => None,
+        };
         self.next_gen = self.next_gen.wrapping_add(1);
         let now = self.clock.now();
         entry.insert(Session::new(
             stream,
+            tls,
             peer,
             u16::try_from(listener).unwrap_or(u16::MAX),
             key as u32,
@@ -603,6 +618,21 @@ impl<H: Handler> Worker<H> {
             }
         }
     }
+}
+
+/// A TLS session for a connection accepted on a TLS listener.
+#[cfg(feature = "tls")]
+fn tls_session(config: &ListenerTls) -> Result<super::session::Tls, rustls::Error> {
+    let mut conn = rustls::ServerConnection::new(std::sync::Arc::clone(&config.server))?;
+    // Bounds the plaintext rustls holds before the handshake ends and the records it holds
+    // for the socket, like the session's own write buffer.
+    conn.set_buffer_limit(Some(64 * 1024));
+    Ok(Some(Box::new(conn)))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_session(config: &ListenerTls) -> Result<super::session::Tls, core::convert::Infallible> {
+    match *config {}
 }
 
 impl<H: Handler> core::fmt::Debug for Worker<H> {

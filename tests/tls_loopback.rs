@@ -1,0 +1,245 @@
+//! TLS over real loopback sockets, with certificates made at test time (a test CA and leaf
+//! certificates from rcgen) and rustls as the client: https, wss with tungstenite, SNI, a
+//! certificate reload, plaintext sent to the TLS port, and a stalled handshake.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth::server::{CertSet, Config, Server, ServerHandle, TlsConfig};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use tungstenite::Message;
+
+use util::{test_config, TestApp, WAIT};
+
+struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    pem: String,
+}
+
+fn ca() -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "berth test CA");
+    let key = KeyPair::generate().unwrap();
+    let pem = params.self_signed(&key).unwrap().pem();
+    Ca { params, key, pem }
+}
+
+/// A leaf certificate for `names`, signed by `ca`: (certificate PEM, key PEM).
+fn leaf(ca: &Ca, names: &[&str]) -> (String, String) {
+    let params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let issuer = Issuer::from_params(&ca.params, &ca.key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+fn client_config(ca: &Ca) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
+        .unwrap();
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+fn tls_connect(addr: SocketAddr, ca: &Ca, name: &str) -> std::io::Result<TlsStream> {
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(WAIT))?;
+    tcp.set_write_timeout(Some(WAIT))?;
+    let conn = ClientConnection::new(
+        client_config(ca),
+        ServerName::try_from(name.to_string()).unwrap(),
+    )
+    .unwrap();
+    let mut stream = StreamOwned::new(conn, tcp);
+    // Drive the handshake to its end now, so a refusal shows here.
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    Ok(stream)
+}
+
+/// One keep-alive GET; returns the status line and body of a `Content-Length` response.
+fn get(stream: &mut TlsStream, path: &str) -> (String, Vec<u8>) {
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    stream.flush().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "EOF before a whole response");
+        got.extend_from_slice(&buf[..n]);
+        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&got[..end]).into_owned();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .map_or(0, |v| v.parse().unwrap());
+        if got.len() >= end + 4 + len {
+            let status = head.lines().next().unwrap().to_string();
+            return (status, got[end + 4..end + 4 + len].to_vec());
+        }
+    }
+}
+
+fn start_tls(config: Config, tls: &TlsConfig) -> (ServerHandle, SocketAddr) {
+    let handle = Server::new(config)
+        .listen_tls("127.0.0.1:0", tls)
+        .unwrap()
+        .spawn(TestApp::default())
+        .unwrap();
+    let addr = handle.local_addrs()[0];
+    (handle, addr)
+}
+
+fn stop(handle: ServerHandle) {
+    handle.shutdown();
+    handle.join().unwrap();
+}
+
+#[test]
+fn https_requests_are_served_over_tls_with_alpn_http11() {
+    let ca = ca();
+    let (cert, key) = leaf(&ca, &["a.example"]);
+    let tls = TlsConfig::new(CertSet::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()).unwrap();
+    let (handle, addr) = start_tls(test_config(), &tls);
+    let mut stream = tls_connect(addr, &ca, "a.example").unwrap();
+    assert_eq!(stream.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    for _ in 0..3 {
+        let (status, body) = get(&mut stream, "/hello");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert_eq!(body, b"hello");
+    }
+    stop(handle);
+}
+
+#[test]
+fn wss_echo_with_tungstenite_over_rustls() {
+    let ca = ca();
+    let (cert, key) = leaf(&ca, &["a.example"]);
+    let tls = TlsConfig::new(CertSet::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()).unwrap();
+    let (handle, addr) = start_tls(test_config(), &tls);
+    let stream = tls_connect(addr, &ca, "a.example").unwrap();
+    let (mut ws, response) = tungstenite::client("wss://a.example/ws", stream).unwrap();
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text("secret")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("secret"));
+    let big = vec![7u8; 1 << 20];
+    ws.send(Message::binary(big.clone())).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::binary(big));
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) => break,
+            Ok(_) => continue,
+            Err(e) => panic!("no close reply: {e}"),
+        }
+    }
+    stop(handle);
+}
+
+#[test]
+fn sni_chooses_between_two_certificates() {
+    let ca = ca();
+    let (a_cert, a_key) = leaf(&ca, &["a.example"]);
+    let (b_cert, b_key) = leaf(&ca, &["b.example"]);
+    let set = CertSet::from_pem(a_cert.as_bytes(), a_key.as_bytes())
+        .unwrap()
+        .with_sni_pem("b.example", b_cert.as_bytes(), b_key.as_bytes())
+        .unwrap();
+    let tls = TlsConfig::new(set).unwrap();
+    let (handle, addr) = start_tls(test_config(), &tls);
+    let presented = |name: &str| {
+        let stream = tls_connect(addr, &ca, name).unwrap();
+        stream.conn.peer_certificates().unwrap()[0].to_vec()
+    };
+    let a_der = CertificateDer::from_pem_slice(a_cert.as_bytes()).unwrap();
+    let b_der = CertificateDer::from_pem_slice(b_cert.as_bytes()).unwrap();
+    assert_eq!(presented("a.example"), a_der.to_vec());
+    assert_eq!(presented("b.example"), b_der.to_vec());
+    // A name with no certificate of its own gets the default, which the client refuses.
+    assert!(tls_connect(addr, &ca, "c.example").is_err());
+    stop(handle);
+}
+
+#[test]
+fn a_reload_is_seen_by_new_connections_only() {
+    let ca = ca();
+    let (old_cert, old_key) = leaf(&ca, &["a.example"]);
+    let (new_cert, new_key) = leaf(&ca, &["a.example"]);
+    let tls = TlsConfig::new(CertSet::from_pem(old_cert.as_bytes(), old_key.as_bytes()).unwrap())
+        .unwrap();
+    let (handle, addr) = start_tls(test_config(), &tls);
+    let old_der = CertificateDer::from_pem_slice(old_cert.as_bytes()).unwrap();
+    let new_der = CertificateDer::from_pem_slice(new_cert.as_bytes()).unwrap();
+
+    let mut before = tls_connect(addr, &ca, "a.example").unwrap();
+    assert_eq!(get(&mut before, "/hello").0, "HTTP/1.1 200 OK");
+    tls.reload(CertSet::from_pem(new_cert.as_bytes(), new_key.as_bytes()).unwrap());
+
+    let mut after = tls_connect(addr, &ca, "a.example").unwrap();
+    assert_eq!(after.conn.peer_certificates().unwrap()[0], new_der);
+    assert_eq!(get(&mut after, "/hello").0, "HTTP/1.1 200 OK");
+    // The connection opened before the reload carries on, with its certificate.
+    assert_eq!(before.conn.peer_certificates().unwrap()[0], old_der);
+    assert_eq!(get(&mut before, "/hello").0, "HTTP/1.1 200 OK");
+    stop(handle);
+}
+
+#[test]
+fn plaintext_http_on_the_tls_port_is_closed_promptly() {
+    let ca = ca();
+    let (cert, key) = leaf(&ca, &["a.example"]);
+    let tls = TlsConfig::new(CertSet::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()).unwrap();
+    let (handle, addr) = start_tls(test_config(), &tls);
+    let mut raw = berth::testing::RawClient::connect(addr).unwrap();
+    raw.write(b"GET /hello HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .unwrap();
+    // An alert at most, never an HTTP response; then the close (well before any timeout).
+    let answer = raw.read_to_end().unwrap();
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
+    assert!(answer.len() < 64, "{} bytes", answer.len());
+    // The listener still serves TLS.
+    assert!(tls_connect(addr, &ca, "a.example").is_ok());
+    stop(handle);
+}
+
+#[test]
+fn a_handshake_that_stalls_is_closed_at_the_timeout() {
+    let ca = ca();
+    let (cert, key) = leaf(&ca, &["a.example"]);
+    let tls = TlsConfig::new(CertSet::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()).unwrap();
+    let mut config = test_config();
+    config.timeouts.header = Duration::from_millis(300);
+    let (handle, addr) = start_tls(config, &tls);
+    // The first bytes of a ClientHello record, and then nothing.
+    let mut raw = berth::testing::RawClient::connect(addr).unwrap();
+    raw.write(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    assert!(raw.read_to_end().unwrap().is_empty());
+    // A client that connects and sends nothing at all fares the same.
+    let mut silent = berth::testing::RawClient::connect(addr).unwrap();
+    assert!(silent.read_to_end().unwrap().is_empty());
+    stop(handle);
+}
