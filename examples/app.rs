@@ -21,6 +21,12 @@
 //! stops the app with an error message and exit status 1. SIGTERM or SIGINT drains: open
 //! WebSockets are closed with 1001 and in-flight requests finish. `BERTH_LOG=debug` logs
 //! every request and WebSocket.
+//!
+//! TLS: with a certificate it also serves `https://` and `wss://` on a second port (8443, or
+//! `BERTH_TLS_PORT`). Give the PEM files with `--tls-cert CERT --tls-key KEY` (or
+//! `BERTH_TLS_CERT` / `BERTH_TLS_KEY`); SIGHUP reloads them without a restart (connections
+//! already open keep the old ones). For a local trial, `--self-signed` makes a certificate for
+//! `localhost` in memory (browsers will warn about it).
 
 #[path = "support/stderr_log.rs"]
 mod stderr_log;
@@ -32,7 +38,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use berth::http::Request;
 use berth::platform::{Environment, PlatformError};
-use berth::server::{CloseReason, Config, ConnId, Handler, Message, Responder, Server, WebSocket};
+use berth::server::{
+    CertSet, CloseReason, Config, ConnId, Handler, Message, Responder, Server, TlsConfig, WebSocket,
+};
 use berth::ws::CloseCode;
 
 /// The chat room's topic.
@@ -384,8 +392,89 @@ fn listen_plan(env: &Environment) -> Result<BTreeMap<u16, Vec<String>>, Platform
     Ok(plan)
 }
 
+/// Where the TLS certificate comes from, if TLS is on.
+enum TlsSource {
+    Files(String, String),
+    SelfSigned,
+}
+
+/// TLS settings from the command line, then the environment.
+fn tls_source() -> Result<Option<(TlsSource, u16)>, String> {
+    let (mut cert, mut key, mut self_signed) = (None, None, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--tls-cert" => cert = args.next(),
+            "--tls-key" => key = args.next(),
+            "--self-signed" => self_signed = true,
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (--tls-cert, --tls-key, --self-signed)"
+                ))
+            }
+        }
+    }
+    let cert = cert.or_else(|| std::env::var("BERTH_TLS_CERT").ok());
+    let key = key.or_else(|| std::env::var("BERTH_TLS_KEY").ok());
+    let port = match std::env::var("BERTH_TLS_PORT") {
+        Ok(p) => p
+            .parse()
+            .map_err(|_| format!("BERTH_TLS_PORT: {p:?} is not a port"))?,
+        Err(_) => 8443,
+    };
+    Ok(match (cert, key, self_signed) {
+        (Some(cert), Some(key), false) => Some((TlsSource::Files(cert, key), port)),
+        (None, None, true) => Some((TlsSource::SelfSigned, port)),
+        (None, None, false) => None,
+        _ => return Err("give --tls-cert with --tls-key, or --self-signed alone".into()),
+    })
+}
+
+fn load_certs(source: &TlsSource) -> Result<CertSet, String> {
+    match source {
+        TlsSource::Files(cert, key) => {
+            CertSet::from_pem_files(cert, key).map_err(|e| e.to_string())
+        }
+        TlsSource::SelfSigned => {
+            let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+                .map_err(|e| e.to_string())?;
+            CertSet::from_pem(
+                pair.cert.pem().as_bytes(),
+                pair.signing_key.serialize_pem().as_bytes(),
+            )
+            .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Reload the certificate files on SIGHUP, for as long as the process runs.
+fn reload_on_sighup(tls: TlsConfig, cert: String, key: String) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
+    std::thread::Builder::new()
+        .name("tls-reload".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                match CertSet::from_pem_files(&cert, &key) {
+                    Ok(certs) => {
+                        tls.reload(certs);
+                        log::info!("SIGHUP: reloaded {cert} and {key}");
+                    }
+                    Err(e) => log::error!("SIGHUP: keeping the old certificate: {e}"),
+                }
+            }
+        })?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     stderr_log::init();
+    let tls = match tls_source() {
+        Ok(tls) => tls,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let env = match Environment::load() {
         Ok(env) => env,
         Err(e) => {
@@ -420,6 +509,32 @@ fn main() -> ExitCode {
     // `local_addrs` is in `listen` order, so it lines up with `names`.
     for (addr, port_names) in server.local_addrs().iter().zip(&names) {
         log::info!("listening on http://{addr}/ for {}", port_names.join(", "));
+    }
+    if let Some((source, port)) = tls {
+        let config = match load_certs(&source)
+            .and_then(|certs| TlsConfig::new(certs).map_err(|e| e.to_string()))
+        {
+            Ok(config) => config,
+            Err(e) => {
+                log::error!("TLS: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = SocketAddr::from(([0, 0, 0, 0], port));
+        server = match server.listen_tls(addr, &config) {
+            Ok(server) => server,
+            Err(e) => {
+                log::error!("cannot listen on {addr} (tls): {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        log::info!("listening on https://{addr}/ for tls");
+        if let TlsSource::Files(cert, key) = source {
+            if let Err(e) = reload_on_sighup(config, cert, key) {
+                log::error!("cannot watch SIGHUP: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
 
     match server.run(App::default()) {
