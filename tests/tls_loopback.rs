@@ -105,13 +105,20 @@ fn get(stream: &mut TlsStream, path: &str) -> (String, Vec<u8>) {
 }
 
 fn start_tls(config: Config, tls: &TlsConfig) -> (ServerHandle, SocketAddr) {
+    let (handle, addr, _) = start_tls_seen(config, tls);
+    (handle, addr)
+}
+
+fn start_tls_seen(config: Config, tls: &TlsConfig) -> (ServerHandle, SocketAddr, Arc<util::Seen>) {
+    let app = TestApp::default();
+    let seen = Arc::clone(&app.seen);
     let handle = Server::new(config)
         .listen_tls("127.0.0.1:0", tls)
         .unwrap()
-        .spawn(TestApp::default())
+        .spawn(app)
         .unwrap();
     let addr = handle.local_addrs()[0];
-    (handle, addr)
+    (handle, addr, seen)
 }
 
 fn stop(handle: ServerHandle) {
@@ -241,5 +248,34 @@ fn a_handshake_that_stalls_is_closed_at_the_timeout() {
     // A client that connects and sends nothing at all fares the same.
     let mut silent = berth::testing::RawClient::connect(addr).unwrap();
     assert!(silent.read_to_end().unwrap().is_empty());
+    stop(handle);
+}
+
+#[test]
+fn a_slow_reader_over_tls_is_held_to_the_bounded_buffers_and_closed() {
+    let ca = ca();
+    let (cert, key) = leaf(&ca, &["a.example"]);
+    let tls = TlsConfig::new(CertSet::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()).unwrap();
+    let mut config = test_config();
+    config.max_write_buffer = 256 * 1024;
+    config.write_high_water = 64 * 1024;
+    config.timeouts.write = Duration::from_millis(300);
+    let (handle, addr, seen) = start_tls_seen(config, &tls);
+    // Upgrade over TLS, then never read: the server floods until its buffers are full.
+    let mut stream = tls_connect(addr, &ca, "a.example").unwrap();
+    stream
+        .write_all(&util::upgrade_request("/ws/flood", ""))
+        .unwrap();
+    stream.flush().unwrap();
+    util::wait_until("the slow consumer to be closed", || {
+        seen.closes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c == "SlowConsumer")
+    });
+    let max = seen.max_buffered.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(max > 0 && max <= 256 * 1024, "buffered {max}");
+    drop(stream);
     stop(handle);
 }
