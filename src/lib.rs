@@ -72,6 +72,7 @@
 #![cfg_attr(test, deny(warnings))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod features;
 pub mod handshake;
 pub mod http;
 pub mod limits;
