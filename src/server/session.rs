@@ -495,24 +495,18 @@ impl<S: Default + Send + 'static> Session<S> {
         let Phase::Ws(ws) = &mut self.phase else {
             return;
         };
-        let unsent = self.out.len() - self.out_pos;
-        let mut view = WebSocket {
+        let parts = Parts {
             id: self.id,
-            out: &mut self.out,
-            out_pos: self.out_pos,
-            max_write_buffer: env.config.max_write_buffer,
-            ctl: &mut ws.ctl,
-            topics: env.topics,
-            subs: &mut self.subs,
-            worker: env.me,
-            control: env.control,
             peer: self.peer,
             local,
+            out: &mut self.out,
+            out_pos: self.out_pos,
+            subs: &mut self.subs,
+            state: &mut self.state,
         };
-        let _ = unsent;
-        let (handler, state) = (env.handler, &mut self.state);
-        if catch_unwind(AssertUnwindSafe(|| handler.on_drain(state, &mut view))).is_err() {
-            log::error!("{}: on_drain panicked", self.id);
+        if !ws_callback(env, parts, &mut ws.ctl, "on_drain", |h, s, v| {
+            h.on_drain(s, v)
+        }) {
             self.kill = true;
         }
         apply_close_request(ws, &mut self.out, env.now, &mut self.since);
@@ -801,22 +795,18 @@ impl<S: Default + Send + 'static> Session<S> {
             return;
         };
         take_buffer(&mut self.out, env.pool);
-        let mut view = WebSocket {
+        let parts = Parts {
             id: self.id,
-            out_pos: self.out_pos,
-            out: &mut self.out,
-            max_write_buffer: env.config.max_write_buffer,
-            ctl: &mut ws.ctl,
-            topics: env.topics,
-            subs: &mut self.subs,
-            worker: env.me,
-            control: env.control,
             peer: self.peer,
             local,
+            out: &mut self.out,
+            out_pos: self.out_pos,
+            subs: &mut self.subs,
+            state: &mut self.state,
         };
-        let (handler, state) = (env.handler, &mut self.state);
-        if catch_unwind(AssertUnwindSafe(|| handler.on_open(state, &mut view))).is_err() {
-            log::error!("{}: on_open panicked; closing the connection", self.id);
+        if !ws_callback(env, parts, &mut ws.ctl, "on_open", |h, s, v| {
+            h.on_open(s, v)
+        }) {
             self.kill = true;
         }
         apply_close_request(ws, &mut self.out, env.now, &mut self.since);
@@ -890,26 +880,17 @@ impl<S: Default + Send + 'static> Session<S> {
                 }
             };
             env.stats.messages_in += 1;
-            let mut view = WebSocket {
+            let parts = Parts {
                 id: self.id,
-                out_pos: self.out_pos,
-                out: &mut self.out,
-                max_write_buffer: env.config.max_write_buffer,
-                ctl: &mut ws.ctl,
-                topics: env.topics,
-                subs: &mut self.subs,
-                worker: env.me,
-                control: env.control,
                 peer: self.peer,
                 local,
+                out: &mut self.out,
+                out_pos: self.out_pos,
+                subs: &mut self.subs,
+                state: &mut self.state,
             };
-            let (handler, state) = (env.handler, &mut self.state);
-            if catch_unwind(AssertUnwindSafe(|| {
-                handler.on_message(state, &mut view, msg)
-            }))
-            .is_err()
-            {
-                log::error!("{}: on_message panicked; closing the connection", self.id);
+            let on_message = |h: &H, s: &mut S, v: &mut WebSocket<'_>| h.on_message(s, v, msg);
+            if !ws_callback(env, parts, &mut ws.ctl, "on_message", on_message) {
                 self.kill = true;
             }
             apply_close_request(ws, &mut self.out, env.now, &mut self.since);
@@ -1135,6 +1116,48 @@ fn send_tls(
             return (written, Ok(()));
         }
     }
+}
+
+/// The parts of a session a WebSocket callback sees, borrowed apart from its phase.
+struct Parts<'a, S> {
+    id: ConnId,
+    peer: SocketAddr,
+    local: SocketAddr,
+    out: &'a mut Vec<u8>,
+    out_pos: usize,
+    subs: &'a mut Vec<u32>,
+    state: &'a mut S,
+}
+
+/// Run a WebSocket callback (`what` names it in the log) with its [`WebSocket`] view; returns
+/// `false` if it panicked, so that the caller closes the connection.
+fn ws_callback<H: Handler>(
+    env: &mut Env<'_, H>,
+    parts: Parts<'_, H::State>,
+    ctl: &mut WsCtl,
+    what: &str,
+    callback: impl FnOnce(&H, &mut H::State, &mut WebSocket<'_>),
+) -> bool {
+    let mut view = WebSocket {
+        id: parts.id,
+        out_pos: parts.out_pos,
+        out: parts.out,
+        max_write_buffer: env.config.max_write_buffer,
+        ctl,
+        topics: env.topics,
+        subs: parts.subs,
+        worker: env.me,
+        control: env.control,
+        peer: parts.peer,
+        local: parts.local,
+    };
+    let handler = env.handler;
+    let state = parts.state;
+    let ok = catch_unwind(AssertUnwindSafe(|| callback(handler, state, &mut view))).is_ok();
+    if !ok {
+        log::error!("{}: {what} panicked; closing the connection", parts.id);
+    }
+    ok
 }
 
 /// Give `out` a pooled buffer if it has none.
