@@ -17,8 +17,21 @@
 //! servers. Ratios are berth / peer (above 1 is berth ahead; for memory, below 1 is). The
 //! "client cost" column is the load generator's own CPU time per operation.
 //!
+//! The `tls-*` scenarios run over TLS: the bench makes a self-signed certificate for
+//! `localhost` once per run (`examples/gen_cert.rs`, into a directory under
+//! `std::env::temp_dir()`, removed at the end), starts each server with `--tls-cert` and
+//! `--tls-key`, and points the load generator at `wss://localhost:PORT/` with `--ca`. Every
+//! TLS handshake is a full one (the load generator does not resume sessions). A server that
+//! exits at start because it rejects the TLS flags (a build without TLS support) is skipped
+//! with a message, not counted as a failure.
+//!
+//! ```text
+//! cargo bench --bench echo -- --only tls        # the TLS scenarios (tls-echo-16b, tls-handshakes)
+//! ```
+//!
 //! Only loopback is used; every wait is bounded.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -64,6 +77,8 @@ struct Scenario {
     /// The figure compared: `ops_per_s`, or `server_rss_bytes_per_conn` for memory.
     metric: Metric,
     scheme: &'static str,
+    /// Over TLS: the servers get `--tls-cert` and `--tls-key`, the load generator `--ca`.
+    tls: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -74,6 +89,8 @@ enum Metric {
 
 const WS_SERVERS: &[Server] = &[BERTH, TOKIO_TUNGSTENITE, FASTWEBSOCKETS];
 const HTTP_SERVERS: &[Server] = &[BERTH, HYPER];
+/// The servers that serve wss://.
+const TLS_SERVERS: &[Server] = &[BERTH, TOKIO_TUNGSTENITE];
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -91,6 +108,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
         metric: Metric::Rate,
         scheme: "ws",
+        tls: false,
     },
     Scenario {
         name: "echo-16b-x16",
@@ -107,6 +125,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
         metric: Metric::Rate,
         scheme: "ws",
+        tls: false,
     },
     Scenario {
         name: "echo-64k",
@@ -123,6 +142,7 @@ const SCENARIOS: &[Scenario] = &[
         ],
         metric: Metric::Rate,
         scheme: "ws",
+        tls: false,
     },
     Scenario {
         name: "handshakes",
@@ -131,6 +151,7 @@ const SCENARIOS: &[Scenario] = &[
         load: &["handshake", "--conns", "50"],
         metric: Metric::Rate,
         scheme: "ws",
+        tls: false,
     },
     Scenario {
         name: "idle-10k",
@@ -139,6 +160,7 @@ const SCENARIOS: &[Scenario] = &[
         load: &["idle", "--idle", "10000", "--duration", "2"],
         metric: Metric::Memory,
         scheme: "ws",
+        tls: false,
     },
     Scenario {
         name: "http",
@@ -147,6 +169,7 @@ const SCENARIOS: &[Scenario] = &[
         load: &["http", "--conns", "100", "--pipeline", "1"],
         metric: Metric::Rate,
         scheme: "http",
+        tls: false,
     },
     Scenario {
         name: "http-pipelined",
@@ -155,8 +178,77 @@ const SCENARIOS: &[Scenario] = &[
         load: &["http", "--conns", "100", "--pipeline", "16"],
         metric: Metric::Rate,
         scheme: "http",
+        tls: false,
+    },
+    Scenario {
+        name: "tls-echo-16b",
+        what: "TLS echo msgs/s, 100 conns x 16 B, 1 in flight",
+        servers: TLS_SERVERS,
+        load: &[
+            "ws-echo",
+            "--conns",
+            "100",
+            "--size",
+            "16",
+            "--in-flight",
+            "1",
+        ],
+        metric: Metric::Rate,
+        scheme: "wss",
+        tls: true,
+    },
+    Scenario {
+        name: "tls-handshakes",
+        what: "TLS + WebSocket handshakes/s (connect, TLS, upgrade, close), 50 concurrent",
+        servers: TLS_SERVERS,
+        load: &["handshake", "--conns", "50"],
+        metric: Metric::Rate,
+        scheme: "wss",
+        tls: true,
     },
 ];
+
+/// The certificate and key the TLS scenarios use, made once per run.
+struct Certs {
+    dir: PathBuf,
+    cert: String,
+    key: String,
+}
+
+impl Certs {
+    /// Run `examples/gen_cert.rs` into a fresh directory under the system's temporary one.
+    fn make(bin: &Path) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("berth-echo-bench-{}", std::process::id()));
+        let status = Command::new(bin.join("gen_cert"))
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| format!("start gen_cert: {e}"))?;
+        if !status.success() {
+            return Err(format!("gen_cert failed: {status}"));
+        }
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        Ok(Certs {
+            cert: path("cert.pem"),
+            key: path("key.pem"),
+            dir,
+        })
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Why a round has no sample.
+enum NoSample {
+    /// Something went wrong: reported as a failure.
+    Failed(String),
+    /// The server does not take the TLS flags: skipped, with the reason.
+    NoTls(String),
+}
 
 /// What one round measured.
 #[derive(Clone, Copy, Default)]
@@ -224,18 +316,45 @@ fn main() {
         "| scenario | server | raw | per server CPU-s | server CPU | client CPU | client cost | berth / server (raw) | berth / server (per CPU) |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    let mut port = 19_100u16;
-    for scenario in SCENARIOS {
-        if !opts.only.is_empty() && !opts.only.iter().any(|o| scenario.name.contains(o.as_str())) {
-            continue;
+    // `--only NAME`: a whole scenario name picks that one (`echo-16b` is not also
+    // `tls-echo-16b`); any other text picks every scenario whose name contains it (`tls`).
+    let picks = |s: &Scenario, o: &str| {
+        if SCENARIOS.iter().any(|t| t.name == o) {
+            s.name == o
+        } else {
+            s.name.contains(o)
         }
+    };
+    let selected: Vec<&Scenario> = SCENARIOS
+        .iter()
+        .filter(|s| opts.only.is_empty() || opts.only.iter().any(|o| picks(s, o)))
+        .collect();
+    // One certificate for every TLS scenario of the run; its directory goes when `certs` drops.
+    let certs = if selected.iter().any(|s| s.tls) {
+        match Certs::make(&bin) {
+            Ok(certs) => Some(certs),
+            Err(e) => panic!("making the TLS certificate: {e}"),
+        }
+    } else {
+        None
+    };
+    // Servers found not to take the TLS flags, with the reason: skipped for the rest of the run.
+    let mut no_tls: Vec<(&'static str, String)> = Vec::new();
+    // What each server's TLS sessions negotiated, as the load generator reported it.
+    let mut tls_notes: Vec<String> = Vec::new();
+    let mut port = 19_100u16;
+    for scenario in selected {
         eprintln!("== {}", scenario.what);
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); scenario.servers.len()];
         for round in 0..opts.rounds {
             for (i, server) in scenario.servers.iter().enumerate() {
+                let tls = if scenario.tls { certs.as_ref() } else { None };
+                if tls.is_some() && no_tls.iter().any(|(name, _)| *name == server.name) {
+                    continue;
+                }
                 port += 1;
-                match run_once(&bin, scenario, server, port, opts.duration, pin) {
-                    Ok(sample) => {
+                match run_once(&bin, scenario, server, port, (opts.duration, pin), tls) {
+                    Ok((sample, session)) => {
                         eprintln!(
                             "   round {} {:>18}: {:>12.0}  ({:.0} per server CPU-s)",
                             round + 1,
@@ -244,14 +363,36 @@ fn main() {
                             sample.per_server_cpu
                         );
                         samples[i].push(sample);
+                        if let Some(session) = session {
+                            let note = format!("{}: {session}", server.name);
+                            if !tls_notes.contains(&note) {
+                                tls_notes.push(note);
+                            }
+                        }
                     }
-                    Err(e) => eprintln!("   round {} {:>18}: failed: {e}", round + 1, server.name),
+                    Err(NoSample::Failed(e)) => {
+                        eprintln!("   round {} {:>18}: failed: {e}", round + 1, server.name)
+                    }
+                    Err(NoSample::NoTls(why)) => {
+                        eprintln!(
+                            "   {:>26}: skipped for the TLS scenarios: {why}",
+                            server.name
+                        );
+                        no_tls.push((server.name, why));
+                    }
                 }
             }
         }
         let medians: Vec<Option<Sample>> = samples.iter().map(|s| median(s)).collect();
         let berth = medians[0];
         for (server, m) in scenario.servers.iter().zip(&medians) {
+            if scenario.tls && no_tls.iter().any(|(name, _)| *name == server.name) {
+                table.push_str(&format!(
+                    "| {} | {} | skipped: no TLS flags | | | | | | |\n",
+                    scenario.what, server.name
+                ));
+                continue;
+            }
             let Some(m) = m else {
                 table.push_str(&format!(
                     "| {} | {} | failed | | | | | | |\n",
@@ -289,6 +430,18 @@ fn main() {
             ));
         }
     }
+    if !tls_notes.is_empty() {
+        table
+            .push_str("\nTLS sessions (full handshakes; self-signed ECDSA P-256 certificate):\n\n");
+        for note in &tls_notes {
+            table.push_str(&format!("- {note}\n"));
+        }
+    }
+    for (name, why) in &no_tls {
+        table.push_str(&format!(
+            "\n{name} skipped the TLS scenarios: it rejected the TLS flags ({why}).\n"
+        ));
+    }
     println!("\n{table}");
     if let Some(out) = opts.out {
         std::fs::write(&out, &table).expect("write the table");
@@ -296,29 +449,64 @@ fn main() {
     }
 }
 
-/// Start `server` on `port`, run the load against it, stop it; the load's JSON as a sample.
+/// Start `server` on `port`, run the load against it, stop it; the load's JSON as a sample,
+/// and for TLS what the sessions negotiated. `tls` runs the scenario over TLS with those
+/// certificates.
 fn run_once(
     bin: &Path,
     scenario: &Scenario,
     server: &Server,
     port: u16,
-    duration: f64,
-    pin: bool,
-) -> Result<Sample, String> {
+    (duration, pin): (f64, bool),
+    tls: Option<&Certs>,
+) -> Result<(Sample, Option<String>), NoSample> {
+    let failed = NoSample::Failed;
     let port_arg = port.to_string();
-    let server_args: Vec<&str> = std::iter::once(port_arg.as_str())
+    let mut server_args: Vec<&str> = std::iter::once(port_arg.as_str())
         .chain(server.args.iter().copied())
         .collect();
+    // Over TLS the server's stderr goes to a file, so that a server that exits at start can be
+    // told apart: one that rejects the TLS flags is skipped, any other exit is a failure.
+    let mut stderr_log = None;
+    if let Some(certs) = tls {
+        server_args.extend(["--tls-cert", &certs.cert, "--tls-key", &certs.key]);
+        stderr_log = Some(certs.dir.join(format!("{}-{port}.stderr", server.example)));
+    }
+    let stderr = match &stderr_log {
+        Some(path) => File::create(path)
+            .map(Stdio::from)
+            .map_err(|e| failed(format!("{}: {e}", path.display())))?,
+        None => Stdio::inherit(),
+    };
     let mut child = spawn(
         pin.then_some("1"),
         &bin.join(server.example),
         &server_args,
-        Stdio::null(),
+        (Stdio::null(), stderr),
     )
-    .map_err(|e| format!("start {}: {e}", server.example))?;
+    .map_err(|e| failed(format!("start {}: {e}", server.example)))?;
     let result = (|| {
-        wait_listening(port, &mut child)?;
-        let url = format!("{}://127.0.0.1:{port}/", scenario.scheme);
+        if let Err(e) = wait_listening(port, &mut child) {
+            let said = stderr_log
+                .as_ref()
+                .and_then(|path| std::fs::read_to_string(path).ok())
+                .unwrap_or_default();
+            let said = said.trim();
+            return Err(if rejects_tls_flags(said) {
+                NoSample::NoTls(format!("it exited at start saying: {said}"))
+            } else if said.is_empty() {
+                failed(e)
+            } else {
+                failed(format!("{e}; it said: {said}"))
+            });
+        }
+        // TLS verifies the name, so the URL names the certificate's `localhost`.
+        let host = if tls.is_some() {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
+        let url = format!("{}://{host}:{port}/", scenario.scheme);
         let pid = child.id().to_string();
         let duration = duration.to_string();
         let mut args: Vec<&str> = scenario.load.to_vec();
@@ -326,13 +514,21 @@ fn run_once(
         if !scenario.load.contains(&"--duration") {
             args.extend(["--duration", &duration]);
         }
-        let load = spawn(pin.then_some("0"), &bin.join("load"), &args, Stdio::piped())
-            .map_err(|e| format!("start the load generator: {e}"))?;
+        if let Some(certs) = tls {
+            args.extend(["--ca", &certs.cert]);
+        }
+        let load = spawn(
+            pin.then_some("0"),
+            &bin.join("load"),
+            &args,
+            (Stdio::piped(), Stdio::inherit()),
+        )
+        .map_err(|e| failed(format!("start the load generator: {e}")))?;
         let output = load
             .wait_with_output()
-            .map_err(|e| format!("load generator: {e}"))?;
+            .map_err(|e| failed(format!("load generator: {e}")))?;
         let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-            .map_err(|e| format!("load generator output is not JSON ({e})"))?;
+            .map_err(|e| failed(format!("load generator output is not JSON ({e})")))?;
         let errors = report["errors"]["total"].as_u64().unwrap_or(0);
         if errors > 0 {
             eprintln!(
@@ -341,19 +537,55 @@ fn run_once(
             );
         }
         let number = |key: &str| report[key].as_f64().unwrap_or(0.0);
-        Ok(Sample {
-            value: match scenario.metric {
-                Metric::Rate => number("ops_per_s"),
-                Metric::Memory => number("server_rss_bytes_per_conn"),
+        let session = report["tls"]["version"].as_str().map(|version| {
+            let field = |key: &str| report["tls"][key].as_str().unwrap_or("?").to_string();
+            format!(
+                "{version}, {}, {}, ALPN {}",
+                field("cipher_suite"),
+                field("key_exchange"),
+                field("alpn")
+            )
+        });
+        Ok((
+            Sample {
+                value: match scenario.metric {
+                    Metric::Rate => number("ops_per_s"),
+                    Metric::Memory => number("server_rss_bytes_per_conn"),
+                },
+                per_server_cpu: number("ops_per_server_cpu_s"),
+                per_client_cpu: number("ops_per_client_cpu_s"),
+                server_cpu: number("server_cpu_s"),
+                client_cpu: number("client_cpu_s"),
             },
-            per_server_cpu: number("ops_per_server_cpu_s"),
-            per_client_cpu: number("ops_per_client_cpu_s"),
-            server_cpu: number("server_cpu_s"),
-            client_cpu: number("client_cpu_s"),
-        })
+            session,
+        ))
     })();
     stop(&mut child);
+    // What the server said during the run, where the plain scenarios would have shown it.
+    if let Some(said) = stderr_log.and_then(|path| std::fs::read_to_string(path).ok()) {
+        if result.is_ok() && !said.trim().is_empty() {
+            eprint!("{said}");
+        }
+    }
     result
+}
+
+/// Did a server that exited before listening reject the TLS flags themselves (a build that
+/// predates TLS support), rather than fail with them (a bad certificate, a busy port)? Judged
+/// from its error output: it names a `--tls-` flag as an argument it does not know.
+fn rejects_tls_flags(said: &str) -> bool {
+    let said = said.to_ascii_lowercase();
+    said.contains("--tls-")
+        && [
+            "bad argument",
+            "unknown argument",
+            "unexpected argument",
+            "unrecognized",
+            "unknown option",
+            "invalid option",
+        ]
+        .iter()
+        .any(|w| said.contains(w))
 }
 
 /// Run `program` with a raised descriptor limit (the idle scenario holds 10,000 sockets on
@@ -362,7 +594,7 @@ fn spawn(
     core: Option<&str>,
     program: &Path,
     args: &[&str],
-    stdout: Stdio,
+    (stdout, stderr): (Stdio, Stdio),
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -376,7 +608,7 @@ fn spawn(
         .env("BERTH_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(stdout)
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
 }
 

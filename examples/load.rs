@@ -15,6 +15,21 @@
 //! close, repeat), `idle` (open connections and hold them, with the server's memory per
 //! connection when `--server-pid` is given) and `http` (pipelined keep-alive GETs).
 //!
+//! TLS: a `wss://` or `https://` URL runs every mode over TLS (rustls, ring provider, TLS 1.3
+//! or 1.2, ALPN `http/1.1`, SNI from the URL's host), trusting only the certificates in `--ca`
+//! (there is no network here, so no public roots). In handshake mode each loop is then a TCP
+//! connect, a full TLS handshake (session resumption is off unless `--tls-resume`), the
+//! upgrade and the close. A clean close sends TLS close_notify. For a certificate to try it
+//! with, see `examples/gen_cert.rs`:
+//!
+//! ```text
+//! cargo run --example gen_cert -- certs
+//! cargo run --release --example peer_tokio_tungstenite -- 9001 1 \
+//!     --tls-cert certs/cert.pem --tls-key certs/key.pem &
+//! cargo run --release --example load -- handshake --url wss://localhost:9001/ \
+//!     --ca certs/cert.pem --conns 50 --duration 5
+//! ```
+//!
 //! For an orchestrator: `--json` prints the report as one JSON object on stdout and sends
 //! everything else to stderr. Exit status: 0 for a clean run, 1 for bad arguments or a setup
 //! failure (nothing was measured), 2 for a run that finished but counted errors.
@@ -22,15 +37,18 @@
 //! How it stays cheap per message: one mio event loop per thread (`--threads`); every outgoing
 //! message is the same pre-encoded, pre-masked frame (or request), written from one shared buffer
 //! with no copy; everything a connection needs is allocated when it opens; each readiness event
-//! reads until the socket is drained and then writes every answer it owes in one batch.
+//! reads until the socket is drained and then writes every answer it owes in one batch. Over TLS
+//! the frames go through rustls, which encrypts them into records, and that costs allocations
+//! this code cannot avoid (see [`Tls`]).
 //!
 //! Linux only: CPU time and memory come from `/proc`, and the read loop relies on how Linux's
 //! epoll reports edge-triggered sockets (see `Client::on_ready`).
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -45,11 +63,15 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token};
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
+// rustls through tokio-rustls's re-export: the same rustls 0.23 (ring provider) as berth's `tls`
+// feature, and there for the examples whichever of berth's features are on.
+use tokio_rustls::rustls::{self, pki_types, ClientConfig, ClientConnection, HandshakeKind};
 
 const HELP: &str = "\
 berth load generator: sends load to a server on loopback (127.0.0.0/8) only.
 
 usage: load MODE --url URL [options]        (or --mode MODE; --addr IP:PORT [--path P])
+       load MODE --url wss://localhost:PORT/ --ca CERT.pem [options]      (TLS)
 
 modes:
   ws-echo     --conns WebSocket connections, each keeping --in-flight messages of --size
@@ -61,7 +83,12 @@ modes:
   http        --conns keep-alive connections, each with --pipeline GETs in flight
 
 options:
-  --url URL             ws://127.0.0.1:PORT/path (or http://...); loopback IPv4 or localhost
+  --url URL             ws://127.0.0.1:PORT/path (or http://...); loopback IPv4 or localhost;
+                        wss:// and https:// run over TLS (needs --ca)
+  --ca PATH             PEM certificates to trust for TLS (e.g. the server's self-signed one);
+                        the server's name is checked against the URL's host
+  --tls-resume          let TLS connections resume earlier sessions (default: every handshake
+                        is a full one)
   --addr IP:PORT        the target without a URL; --path sets the request target (default /)
   --threads N           event loops, one per thread (default 1)
   --conns N             connections (default 100)
@@ -172,6 +199,16 @@ impl Mode {
     }
 }
 
+/// What `--url wss://...` (or `https://`) and `--ca` ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TlsArgs {
+    ca: PathBuf,
+    /// The URL's host: a DNS name, sent as SNI and checked against the certificate, or an IP
+    /// address, checked against the certificate's IP addresses (no SNI).
+    server_name: String,
+    resume: bool,
+}
+
 #[derive(Debug, Clone)]
 struct Args {
     mode: Mode,
@@ -179,6 +216,9 @@ struct Args {
     /// The `Host` header: the target as written.
     host: String,
     path: String,
+    /// TLS (wss://, https://): the certificates to trust and the name to verify and send as
+    /// SNI (the URL's host without the port).
+    tls: Option<TlsArgs>,
     threads: usize,
     /// Connections (idle mode: the `--idle` count).
     conns: usize,
@@ -205,6 +245,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
     let (mut duration, mut warmup, mut connect_timeout) = (10.0f64, None, 30.0f64);
     let (mut spread, mut json, mut quiet) = (true, false, false);
     let mut server_pid = None;
+    let (mut ca, mut tls_resume) = (None::<PathBuf>, false);
 
     while let Some(arg) = argv.next() {
         let (key, inline) = match arg.split_once('=') {
@@ -236,6 +277,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "--connect-timeout" => connect_timeout = seconds(&key, &value()?, 0.1, 600.0)?,
             "--no-spread" => spread = false,
             "--server-pid" => server_pid = Some(number(&key, &value()?, 1, u32::MAX)?),
+            "--ca" => ca = Some(PathBuf::from(value()?)),
+            "--tls-resume" => tls_resume = true,
             "--json" => json = true,
             "--quiet" => quiet = true,
             positional if !positional.starts_with('-') && mode.is_none() => {
@@ -246,14 +289,29 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
     }
 
     let mode = mode.ok_or("no mode given (ws-echo, handshake, idle or http)")?;
-    let (target, host, url_path) = match (url, addr) {
+    let (target, host, url_path, secure) = match (url, addr) {
         (Some(_), Some(_)) => return Err("give --url or --addr, not both".into()),
         (None, None) => return Err("no target: give --url or --addr".into()),
         (Some(url), None) => parse_url(&url)?,
         (None, Some(addr)) => {
             let target = parse_host_port(&addr)?;
-            (target, addr, None)
+            (target, addr, None, false)
         }
+    };
+    let tls = match (secure, ca) {
+        (true, Some(ca)) => Some(TlsArgs {
+            ca,
+            server_name: host.rsplit_once(':').map_or(&*host, |(h, _)| h).to_string(),
+            resume: tls_resume,
+        }),
+        (true, None) => {
+            return Err("a wss:// or https:// URL needs --ca (the certificate to trust)".into())
+        }
+        (false, Some(_)) => return Err("--ca is for wss:// and https:// URLs".into()),
+        (false, None) if tls_resume => {
+            return Err("--tls-resume is for wss:// and https:// URLs".into())
+        }
+        (false, None) => None,
     };
     let path = match (path, url_path) {
         (Some(_), Some(_)) => return Err("the URL already has a path; drop --path".into()),
@@ -283,6 +341,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
         target,
         host,
         path,
+        tls,
         threads: threads.min(conns),
         conns,
         size,
@@ -313,17 +372,28 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
     })
 }
 
-/// `ws://host:port/path` or `http://host:port/path`: the target, the `Host` value, the path.
-fn parse_url(url: &str) -> Result<(SocketAddrV4, String, Option<String>), String> {
-    let rest = ["ws://", "http://"]
-        .iter()
-        .find_map(|scheme| url.strip_prefix(scheme))
-        .ok_or_else(|| format!("{url}: only ws:// and http:// URLs (no TLS)"))?;
+/// `ws://host:port/path` or `http://host:port/path` (`wss://`, `https://` for TLS): the
+/// target, the `Host` value, the path, and whether the scheme is a TLS one.
+fn parse_url(url: &str) -> Result<(SocketAddrV4, String, Option<String>, bool), String> {
+    let (rest, secure) = [
+        ("ws://", false),
+        ("http://", false),
+        ("wss://", true),
+        ("https://", true),
+    ]
+    .iter()
+    .find_map(|&(scheme, secure)| Some((url.strip_prefix(scheme)?, secure)))
+    .ok_or_else(|| format!("{url}: only ws://, wss://, http:// and https:// URLs"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], Some(rest[i..].to_string())),
         None => (rest, None),
     };
-    Ok((parse_host_port(authority)?, authority.to_string(), path))
+    Ok((
+        parse_host_port(authority)?,
+        authority.to_string(),
+        path,
+        secure,
+    ))
 }
 
 /// The one gate on where load goes: an IPv4 address in 127.0.0.0/8, or `localhost`. Names are
@@ -393,6 +463,8 @@ fn byte_size(s: &str) -> Result<usize, String> {
 struct Shared {
     args: Args,
     start: OnceLock<Instant>,
+    /// The TLS client configuration, for wss:// and https://.
+    tls: Option<TlsSetup>,
 }
 
 /// One thread's live counters, for the progress line. Each thread stores its running totals
@@ -426,6 +498,9 @@ struct Errors {
     io: u64,
     /// An HTTP response other than 200.
     status: u64,
+    /// The TLS layer failed: a certificate that does not verify, an alert from the server, a
+    /// record that does not decrypt.
+    tls: u64,
 }
 
 impl Errors {
@@ -438,6 +513,7 @@ impl Errors {
             + self.timeout
             + self.io
             + self.status
+            + self.tls
     }
 
     fn count(&mut self, fail: Fail) {
@@ -448,6 +524,7 @@ impl Errors {
             Fail::Closed => &mut self.closed,
             Fail::Timeout => &mut self.timeout,
             Fail::Io => &mut self.io,
+            Fail::Tls => &mut self.tls,
         } += 1;
     }
 
@@ -460,6 +537,7 @@ impl Errors {
         self.timeout += o.timeout;
         self.io += o.io;
         self.status += o.status;
+        self.tls += o.tls;
     }
 }
 
@@ -472,6 +550,7 @@ enum Fail {
     Closed,
     Timeout,
     Io,
+    Tls,
 }
 
 /// What one thread measured.
@@ -490,6 +569,74 @@ struct ThreadReport {
     open_time: Duration,
     /// Close handshakes that finished (the peer's Close arrived, or it closed TCP).
     clean_closes: u64,
+    tls: TlsReport,
+}
+
+/// What the TLS sessions were (wss://, https://).
+#[derive(Debug, Default)]
+struct TlsReport {
+    /// Connections whose TLS handshake completed as a full handshake.
+    full: u64,
+    /// Connections whose TLS handshake resumed an earlier session (`--tls-resume`).
+    resumed: u64,
+    /// The first completed session's parameters.
+    session: Option<TlsSession>,
+    /// The first TLS failure, as rustls words it.
+    first_error: Option<String>,
+}
+
+/// What one TLS session negotiated.
+#[derive(Debug, Clone)]
+struct TlsSession {
+    version: String,
+    cipher_suite: String,
+    key_exchange: String,
+    alpn: Option<String>,
+}
+
+impl TlsReport {
+    /// A connection's TLS handshake completed (once per connection).
+    fn note(&mut self, conn: &ClientConnection) {
+        if conn.handshake_kind() == Some(HandshakeKind::Resumed) {
+            self.resumed += 1;
+        } else {
+            self.full += 1;
+        }
+        if self.session.is_none() {
+            let unknown = || "?".to_string();
+            self.session = Some(TlsSession {
+                version: conn
+                    .protocol_version()
+                    .map_or_else(unknown, |v| format!("{v:?}")),
+                cipher_suite: conn
+                    .negotiated_cipher_suite()
+                    .map_or_else(unknown, |s| format!("{:?}", s.suite())),
+                key_exchange: conn
+                    .negotiated_key_exchange_group()
+                    .map_or_else(unknown, |g| format!("{:?}", g.name())),
+                alpn: conn
+                    .alpn_protocol()
+                    .map(|p| String::from_utf8_lossy(p).into_owned()),
+            });
+        }
+    }
+
+    fn add(&mut self, o: TlsReport) {
+        self.full += o.full;
+        self.resumed += o.resumed;
+        self.session = self.session.take().or(o.session);
+        self.first_error = self.first_error.take().or(o.first_error);
+    }
+}
+
+/// The error kind a failed read counts as: rustls's errors (wrapped by [`Tls::read`]) are TLS
+/// failures, the rest socket errors.
+fn fail_of(e: &io::Error) -> Fail {
+    if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        Fail::Tls
+    } else {
+        Fail::Io
+    }
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -509,6 +656,7 @@ struct Report {
     open_at_end: u64,
     open_time: Duration,
     clean_closes: u64,
+    tls: TlsReport,
     client_cpu: Option<f64>,
     server_cpu: Option<f64>,
     rss_before_kib: Option<u64>,
@@ -523,9 +671,11 @@ fn run(args: Args) -> Result<Report, String> {
     }
     let rss_before_kib = args.server_pid.and_then(rss_kib);
     let threads = args.threads;
+    let tls = args.tls.as_ref().map(TlsSetup::new).transpose()?;
     let shared = Arc::new(Shared {
         args,
         start: OnceLock::new(),
+        tls,
     });
     let progress: Vec<Arc<Progress>> = (0..threads).map(|_| Arc::default()).collect();
     let mut handles = Vec::with_capacity(threads);
@@ -574,6 +724,7 @@ fn run(args: Args) -> Result<Report, String> {
         open_at_end: 0,
         open_time: Duration::ZERO,
         clean_closes: 0,
+        tls: TlsReport::default(),
         client_cpu: cpu_between(cpu0.0, cpu1.0),
         server_cpu: cpu_between(cpu0.1, cpu1.1),
         rss_before_kib,
@@ -591,6 +742,7 @@ fn run(args: Args) -> Result<Report, String> {
                 report.open_at_end += t.open_at_end;
                 report.open_time = report.open_time.max(t.open_time);
                 report.clean_closes += t.clean_closes;
+                report.tls.add(t.tls);
             }
             Ok(Err(e)) => failures.push(e),
             Err(_) => failures.push("a load thread panicked".to_string()),
@@ -688,7 +840,9 @@ fn thread_main(shared: &Shared, me: &Progress, index: usize) -> Result<ThreadRep
             let (wire, unit) = repeat_unit(request.as_bytes(), a.pipeline);
             let make = |i: usize, registry: &Registry, at: Instant| -> io::Result<HttpClient> {
                 let stream = connect(a.target, source(slots[i]), registry, Token(i))?;
-                Ok(HttpClient::new(stream, a.pipeline, at, a.connect_timeout))
+                let tls = shared.tls.as_ref().map(TlsSetup::connect).transpose()?;
+                let link = Link::new(stream, tls, 64 * 1024, a.pipeline);
+                Ok(HttpClient::new(link, at, a.connect_timeout))
             };
             Runner::new(shared, me, slots.len(), make, &wire, unit, &[])?.run()
         }
@@ -725,9 +879,9 @@ fn thread_main(shared: &Shared, me: &Progress, index: usize) -> Result<ThreadRep
             };
             let make = |i: usize, registry: &Registry, at: Instant| -> io::Result<WsClient> {
                 let stream = connect(a.target, source(slots[i]), registry, Token(i))?;
+                let tls = shared.tls.as_ref().map(TlsSetup::connect).transpose()?;
                 Ok(WsClient::new(
-                    stream,
-                    (rbuf, in_flight),
+                    Link::new(stream, tls, rbuf, in_flight),
                     &limits,
                     &mut rng,
                     (&a.host, &a.path),
@@ -981,6 +1135,7 @@ impl<'a, C: Client, F: FnMut(usize, &Registry, Instant) -> io::Result<C>> Runner
                 open_at_end: 0,
                 open_time: Duration::ZERO,
                 clean_closes: 0,
+                tls: TlsReport::default(),
             },
             all_ops: 0,
         })
@@ -1207,11 +1362,18 @@ impl<'a, C: Client, F: FnMut(usize, &Registry, Instant) -> io::Result<C>> Runner
             hist: &mut report.hist,
             clean_closes: &mut report.clean_closes,
         };
-        match c.on_ready(&mut ctx, hup) {
+        let result = c.on_ready(&mut ctx, hup);
+        if let Some(session) = c.link().take_handshake() {
+            self.report.tls.note(session);
+        }
+        match result {
             Ok(true) => self.again.push(i),
             Ok(false) => {}
             Err(fail) => {
                 self.report.errors.count(fail);
+                if fail == Fail::Tls && self.report.tls.first_error.is_none() {
+                    self.report.tls.first_error = c.link().tls_error();
+                }
                 c.fail();
             }
         }
@@ -1346,11 +1508,44 @@ impl Outbox {
     fn is_empty(&self) -> bool {
         self.owed == 0 && self.ctrl_off == self.ctrl.len()
     }
+
+    /// The next bytes to write and whether they are control bytes; `None` when nothing is
+    /// owed. `wire` holds whole copies of the unit, so the owed bytes, which repeat with period
+    /// `unit`, are always one contiguous slice of it starting at `pos`.
+    fn next_chunk<'w>(&'w self, wire: &'w [u8]) -> Option<(&'w [u8], bool)> {
+        if self.pos == 0 && self.ctrl_off < self.ctrl.len() {
+            Some((&self.ctrl[self.ctrl_off..], true))
+        } else if self.owed > 0 {
+            Some((
+                &wire[self.pos..(self.pos + self.owed).min(wire.len())],
+                false,
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// `n` bytes of the chunk [`Outbox::next_chunk`] gave were written.
+    fn advance(&mut self, n: usize, ctrl: bool, unit: usize) {
+        if ctrl {
+            self.ctrl_off += n;
+            if self.ctrl_off == self.ctrl.len() {
+                self.ctrl.clear();
+                self.ctrl_off = 0;
+            }
+        } else {
+            self.owed -= n;
+            self.pos = (self.pos + n) % unit;
+        }
+    }
 }
 
 /// One TCP connection's plumbing, shared by both clients.
 struct Link {
     stream: TcpStream,
+    /// The TLS session over `stream` (wss://, https://); `None` for plain TCP. Boxed so that
+    /// a plain connection does not carry its size.
+    tls: Option<Box<Tls>>,
     rbuf: Box<[u8]>,
     rlen: usize,
     out: Outbox,
@@ -1359,16 +1554,18 @@ struct Link {
 /// The result of one read.
 enum Got {
     /// Bytes arrived; `true` if they filled less than the free space, so the socket is
-    /// drained for now (see [`Client::on_ready`]).
+    /// drained for now (see [`Client::on_ready`]). Over TLS the bytes that arrived may have
+    /// made no plaintext yet (see [`Tls::read`]).
     Bytes(bool),
     Blocked,
     Eof,
 }
 
 impl Link {
-    fn new(stream: TcpStream, rbuf: usize, in_flight: usize) -> Self {
+    fn new(stream: TcpStream, tls: Option<Box<Tls>>, rbuf: usize, in_flight: usize) -> Self {
         Link {
             stream,
+            tls,
             rbuf: vec![0; rbuf].into_boxed_slice(),
             rlen: 0,
             out: Outbox::new(in_flight),
@@ -1382,6 +1579,13 @@ impl Link {
         let Some(free) = self.rbuf.get_mut(self.rlen..).filter(|f| !f.is_empty()) else {
             return Err(io::Error::other("receive buffer full"));
         };
+        if let Some(tls) = self.tls.as_deref_mut() {
+            let got = tls.read(&mut self.stream, free);
+            if let Ok((n, _)) = got {
+                self.rlen += n;
+            }
+            return got.map(|(_, got)| got);
+        }
         loop {
             match self.stream.read(free) {
                 Ok(0) => return Ok(Got::Eof),
@@ -1404,40 +1608,27 @@ impl Link {
     }
 
     /// Write control bytes and owed units until there are none or the socket would block
-    /// (then the next writable event resumes). `wire` holds whole copies of the unit, so the
-    /// owed bytes, which repeat with period `unit`, are always one contiguous slice of it
-    /// starting at `pos`. `Ok(true)`: stopped early with more to write.
+    /// (then the next writable event resumes). `Ok(true)`: stopped early with more to write.
     fn flush(&mut self, wire: &[u8], unit: usize) -> io::Result<bool> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            return tls.flush(&mut self.stream, &mut self.out, wire, unit);
+        }
         let out = &mut self.out;
         for _ in 0..MAX_IO_PER_EVENT {
-            let ctrl = out.pos == 0 && out.ctrl_off < out.ctrl.len();
-            let chunk = if ctrl {
-                &out.ctrl[out.ctrl_off..]
-            } else if out.owed > 0 {
-                &wire[out.pos..(out.pos + out.owed).min(wire.len())]
-            } else {
+            let Some((chunk, ctrl)) = out.next_chunk(wire) else {
                 return Ok(false);
             };
             let chunk_len = chunk.len();
             match self.stream.write(chunk) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) if ctrl => {
-                    out.ctrl_off += n;
-                    if out.ctrl_off == out.ctrl.len() {
-                        out.ctrl.clear();
-                        out.ctrl_off = 0;
-                    }
-                }
-                // A short write means the socket buffer is full: the writable edge that follows
-                // when it drains resumes here, so the WouldBlock write is skipped.
-                Ok(n) if n < chunk_len => {
-                    out.owed -= n;
-                    out.pos = (out.pos + n) % unit;
-                    return Ok(false);
-                }
                 Ok(n) => {
-                    out.owed -= n;
-                    out.pos = (out.pos + n) % unit;
+                    out.advance(n, ctrl, unit);
+                    // A short write of units means the socket buffer is full: the writable
+                    // edge that follows when it drains resumes here, so the WouldBlock write
+                    // is skipped.
+                    if !ctrl && n < chunk_len {
+                        return Ok(false);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1458,6 +1649,300 @@ impl Link {
             Err(_) => Err(Fail::Connect),
         }
     }
+
+    /// The connection is ending cleanly (its last frame is queued): over TLS, send
+    /// close_notify once everything queued before it is written.
+    fn close_notify(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.close_notify = tls.close_notify.max(CloseNotify::Queued);
+        }
+    }
+
+    /// The session, the first time this is asked after its TLS handshake completed (once per
+    /// connection), for the report.
+    fn take_handshake(&mut self) -> Option<&ClientConnection> {
+        let tls = self.tls.as_deref_mut()?;
+        if tls.handshake_seen || tls.conn.is_handshaking() {
+            return None;
+        }
+        tls.handshake_seen = true;
+        Some(&tls.conn)
+    }
+
+    /// Why the TLS session failed, in words for the report.
+    fn tls_error(&self) -> Option<String> {
+        let tls = self.tls.as_ref()?;
+        Some(match &tls.error {
+            Some(e) => e.to_string(),
+            None if tls.conn.is_handshaking() => {
+                "the server closed the connection during the TLS handshake".to_string()
+            }
+            None => "a TLS failure rustls did not describe".to_string(),
+        })
+    }
+
+    /// Is the TLS handshake still going?
+    fn is_tls_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.conn.is_handshaking())
+    }
+
+    /// The connection ends cleanly now and the socket is about to be dropped: over TLS, send
+    /// close_notify, in one write attempt (a socket that cannot take a few dozen bytes now
+    /// will not be waited for).
+    fn end_tls(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            if tls.close_notify != CloseNotify::Sent {
+                tls.conn.send_close_notify();
+                tls.close_notify = CloseNotify::Sent;
+            }
+            let _ = tls.conn.write_tls(&mut self.stream);
+        }
+    }
+}
+
+// ───────────────────────────── TLS ─────────────────────────────
+
+/// The TLS client configuration for a run: built once, shared by every connection.
+struct TlsSetup {
+    config: Arc<ClientConfig>,
+    name: pki_types::ServerName<'static>,
+}
+
+impl TlsSetup {
+    /// Trust the certificates in `args.ca`, and nothing else; offer ALPN `http/1.1`.
+    fn new(args: &TlsArgs) -> Result<Self, String> {
+        let ca = args.ca.display();
+        let mut roots = rustls::RootCertStore::empty();
+        let certs =
+            <pki_types::CertificateDer<'_> as pki_types::pem::PemObject>::pem_file_iter(&args.ca)
+                .map_err(|e| format!("--ca {ca}: {e}"))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("--ca {ca}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("--ca {ca}: a certificate rustls cannot use: {e}"))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("--ca {ca}: no PEM certificate in it"));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if !args.resume {
+            // Every handshake a full one: the cost a new visitor brings, and a figure that
+            // does not depend on how many sessions the server caches.
+            config.resumption = rustls::client::Resumption::disabled();
+        }
+        let name = pki_types::ServerName::try_from(args.server_name.clone())
+            .map_err(|e| format!("{}: not a server name for TLS: {e}", args.server_name))?;
+        Ok(TlsSetup {
+            config: Arc::new(config),
+            name,
+        })
+    }
+
+    /// A client session for one new connection; its ClientHello is queued at once.
+    fn connect(&self) -> io::Result<Box<Tls>> {
+        let mut conn = ClientConnection::new(Arc::clone(&self.config), self.name.clone())
+            .map_err(io::Error::other)?;
+        // Room for a whole batch of pre-encoded units in one write into rustls (its default
+        // is 64 KiB, less than one 64 KiB frame with its header).
+        conn.set_buffer_limit(Some(BATCH_BYTES));
+        Ok(Box::new(Tls {
+            conn,
+            drained: false,
+            close_notify: CloseNotify::No,
+            handshake_seen: false,
+            error: None,
+        }))
+    }
+}
+
+/// Where close_notify stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum CloseNotify {
+    No,
+    /// To be sent once the bytes queued before it are handed to rustls.
+    Queued,
+    Sent,
+}
+
+/// One connection's TLS session, on rustls's buffered API: `read_tls` moves socket bytes into
+/// rustls, `process_new_packets` decrypts them, `reader()` hands out plaintext; `writer()`
+/// takes plaintext and encrypts it, `write_tls` moves the records to the socket. The mio
+/// registration stays edge-triggered for both directions, as for plain TCP: nothing is
+/// re-registered from `wants_read`/`wants_write`; a read drains the socket and a flush
+/// writes until rustls is empty or the socket is full, and the next edge resumes either.
+///
+/// Allocations per message. This code allocates nothing per message over TLS either: the
+/// plaintext goes from the shared pre-encoded buffer into `writer()` and from `reader()` into
+/// the connection's receive buffer, and the socket adapters below live on the stack. rustls
+/// 0.23's buffered API allocates inside, though: `writer()` encrypts each record into a new
+/// `Vec` (queued for `write_tls`), and `process_new_packets` moves each received
+/// application-data record into a new `Vec` of plaintext for `reader()`. That is two
+/// allocations per record: with one 16 B message per record (one in flight), two per message
+/// (valgrind's DHAT, 10 connections for 2 s: 43,121 echoes, 43,122 and 43,152 blocks from
+/// those two sites, 1,304 from everything else together, setup included); units written
+/// together share records.
+/// Its receive buffer also shrinks to 4 KiB whenever it empties, so larger records regrow it:
+/// a 64 KiB echo costs about 15 allocations (5 records each way, 4 regrowths). Only rustls's
+/// unbuffered API, in which the caller owns the buffers, avoids these, and berth does not
+/// build on it (STYLE.md §1.2).
+struct Tls {
+    conn: ClientConnection,
+    /// The last socket read returned less than it had room for (or nothing): the socket is
+    /// drained until the next readable edge.
+    drained: bool,
+    close_notify: CloseNotify,
+    /// The handshake's end has been reported (see [`Link::take_handshake`]).
+    handshake_seen: bool,
+    /// Why the session failed, for the report.
+    error: Option<rustls::Error>,
+}
+
+impl Tls {
+    /// Fill `free` with plaintext: what rustls holds, else what socket reads bring once
+    /// decrypted. Returns the bytes copied (possibly none) and what to tell
+    /// [`Client::on_ready`]: `Bytes(true)` only when rustls has no more plaintext and the last
+    /// socket read was short, so that the caller stops reading exactly when a plain connection
+    /// would.
+    fn read(&mut self, stream: &mut TcpStream, free: &mut [u8]) -> io::Result<(usize, Got)> {
+        // Each round either hands out plaintext or reads the socket; a record is at most
+        // 16 KiB and rustls reads the socket in steps of at least 4 KiB, so a few rounds see
+        // a record through.
+        let mut read_socket = false;
+        for _ in 0..MAX_IO_PER_EVENT {
+            match self.conn.reader().read(free) {
+                // The server's close_notify: a clean end of the stream.
+                Ok(0) => return Ok((0, Got::Eof)),
+                Ok(n) => return Ok((n, Got::Bytes(n < free.len() && self.drained))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // TCP closed without close_notify. Servers commonly do that once the WebSocket
+                // close handshake is done, and every message was already checked, so it is an
+                // end of stream like any other here.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok((0, Got::Eof)),
+                Err(e) => return Err(e),
+            }
+            if read_socket && self.drained {
+                // What the short read brought made no plaintext (a handshake message, part of
+                // a record). Reported as a short read, not as WouldBlock, so that the caller
+                // still reads on to the EOF when the event also carried the peer's FIN.
+                return Ok((0, Got::Bytes(true)));
+            }
+            let mut socket = SocketRead {
+                stream,
+                drained: false,
+            };
+            read_socket = true;
+            match self.conn.read_tls(&mut socket) {
+                // Ok(0) is TCP's end: the reader says next round whether it was clean.
+                Ok(_) => self.drained = socket.drained,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    return Ok((0, Got::Blocked));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.conn.process_new_packets() {
+                // rustls has queued an alert for the server; the caller's `fail` writes it.
+                self.error.get_or_insert(e.clone());
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+        // Still mid-record after all those rounds: come back soon.
+        Ok((0, Got::Bytes(false)))
+    }
+
+    /// Hand owed bytes to rustls and its records to the socket, until both are empty or the
+    /// socket is full. `Ok(true)`: stopped early with more to write.
+    fn flush(
+        &mut self,
+        stream: &mut TcpStream,
+        out: &mut Outbox,
+        wire: &[u8],
+        unit: usize,
+    ) -> io::Result<bool> {
+        for _ in 0..MAX_IO_PER_EVENT {
+            // Plaintext in: encrypted at once, or held until the TLS handshake is done (the
+            // upgrade request, written right after the connect).
+            let mut stalled = false;
+            if let Some((chunk, ctrl)) = out.next_chunk(wire) {
+                let n = self.conn.writer().write(chunk)?;
+                out.advance(n, ctrl, unit);
+                stalled = n == 0;
+            } else if self.close_notify == CloseNotify::Queued {
+                self.conn.send_close_notify();
+                self.close_notify = CloseNotify::Sent;
+            }
+            if !self.conn.wants_write() {
+                if out.is_empty() || stalled {
+                    // All written; or rustls takes no more before its handshake ends, and the
+                    // read that ends it flushes again.
+                    return Ok(false);
+                }
+                continue;
+            }
+            // Records out, in one writev of up to 64 of them.
+            let mut socket = SocketWrite {
+                stream,
+                full: false,
+            };
+            match self.conn.write_tls(&mut socket) {
+                // A short write means the socket buffer is full: the writable edge that
+                // follows resumes here.
+                Ok(_) if socket.full => return Ok(false),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(!out.is_empty() || self.conn.wants_write())
+    }
+}
+
+/// The socket as rustls reads it, noting a short read: the socket is drained, and the next
+/// readable edge says when more has come (see [`Client::on_ready`]).
+struct SocketRead<'a> {
+    stream: &'a mut TcpStream,
+    drained: bool,
+}
+
+impl Read for SocketRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        self.drained = n < buf.len();
+        Ok(n)
+    }
+}
+
+/// The socket as rustls writes to it, noting a short write: the socket buffer is full.
+struct SocketWrite<'a> {
+    stream: &'a mut TcpStream,
+    full: bool,
+}
+
+impl Write for SocketWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.stream.write(buf)?;
+        self.full = n < buf.len();
+        Ok(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let n = self.stream.write_vectored(bufs)?;
+        self.full = n < bufs.iter().map(|b| b.len()).sum();
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 // ───────────────────────────── WebSocket client ─────────────────────────────
@@ -1474,8 +1959,7 @@ struct WsClient {
 
 impl WsClient {
     fn new(
-        stream: TcpStream,
-        (rbuf, in_flight): (usize, usize),
+        mut link: Link,
         limits: &Limits,
         rng: &mut Rng,
         (host, path): (&str, &str),
@@ -1483,7 +1967,6 @@ impl WsClient {
         connect_timeout: Duration,
     ) -> Self {
         let handshake = ClientHandshake::new(rng.nonce());
-        let mut link = Link::new(stream, rbuf, in_flight);
         handshake
             .write_request(host, path, &[], &mut link.out.ctrl)
             .expect("the host and path were checked when the arguments were parsed");
@@ -1568,6 +2051,8 @@ impl WsClient {
                     }
                     *phase = Phase::Lingering;
                     *deadline = Some(ctx.now + LINGER);
+                    // The server closed first: the reply queued below is the last thing sent.
+                    link.close_notify();
                 }
                 WsEvent::NeedData | WsEvent::Closed => break Ok(()),
                 _ => {}
@@ -1583,6 +2068,8 @@ impl WsClient {
 
     fn on_eof(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Fail> {
         match self.phase {
+            // A server that does not speak TLS (or refuses the ClientHello) hangs up here.
+            Phase::Upgrading if self.link.is_tls_handshaking() => Err(Fail::Tls),
             Phase::Connecting | Phase::Upgrading => Err(Fail::Handshake),
             Phase::Open => Err(Fail::Closed),
             Phase::Closing => {
@@ -1648,7 +2135,16 @@ impl Client for WsClient {
                 }
                 Ok(Got::Blocked) => return Ok(false),
                 Ok(Got::Eof) => return self.on_eof(ctx).map(|()| false),
-                Err(_) => return Err(Fail::Io),
+                // The close handshake is over and the server closed abortively (it had unread
+                // bytes): as good as its FIN here.
+                Err(e)
+                    if self.phase == Phase::Lingering
+                        && e.kind() == io::ErrorKind::ConnectionReset =>
+                {
+                    self.phase = Phase::Done;
+                    return Ok(false);
+                }
+                Err(e) => return Err(fail_of(&e)),
             }
         }
         Ok(true)
@@ -1662,11 +2158,20 @@ impl Client for WsClient {
                 let _ = self
                     .conn
                     .close(CloseCode::NORMAL, "", &mut self.link.out.ctrl);
+                // Nothing is sent after the Close, so close_notify goes right behind it, in the
+                // same write: a server that closes TCP as soon as it has answered the Close
+                // has then read everything, and its kernel sends FIN, not RST.
+                self.link.close_notify();
                 self.phase = Phase::Closing;
                 self.deadline = Some(now + CLOSE_WAIT);
             }
-            // Not open yet: dropped when the run ends, not counted.
-            Phase::Connecting | Phase::Upgrading => self.phase = Phase::Done,
+            // Not open yet: dropped when the run ends, not counted. Over TLS that is still
+            // no error, so the session ends with close_notify.
+            Phase::Upgrading => {
+                self.link.end_tls();
+                self.phase = Phase::Done;
+            }
+            Phase::Connecting => self.phase = Phase::Done,
             Phase::Closing | Phase::Lingering | Phase::Done => {}
         }
     }
@@ -1860,9 +2365,9 @@ struct HttpClient {
 }
 
 impl HttpClient {
-    fn new(stream: TcpStream, pipeline: usize, at: Instant, connect_timeout: Duration) -> Self {
+    fn new(link: Link, at: Instant, connect_timeout: Duration) -> Self {
         HttpClient {
-            link: Link::new(stream, 64 * 1024, pipeline),
+            link,
             phase: Phase::Connecting,
             reader: ResponseReader::new(),
             close_after: false,
@@ -1911,10 +2416,12 @@ impl HttpClient {
             // The server closes after this one; the requests behind it are lost by design.
             self.close_after = true;
             self.phase = Phase::Done;
+            self.link.end_tls();
         } else if ctx.refill && sent.is_some() {
             out.owe(1, ctx.unit, ctx.now);
         } else if self.phase == Phase::Closing && out.sent_at.is_empty() {
             self.phase = Phase::Done;
+            self.link.end_tls();
         }
     }
 }
@@ -1954,13 +2461,15 @@ impl Client for HttpClient {
                     }
                     let lost = !self.link.out.sent_at.is_empty();
                     self.phase = Phase::Done;
-                    return if lost && !self.close_after {
+                    return if self.link.is_tls_handshaking() {
+                        Err(Fail::Tls)
+                    } else if lost && !self.close_after {
                         Err(Fail::Closed)
                     } else {
                         Ok(false)
                     };
                 }
-                Err(_) => return Err(Fail::Io),
+                Err(e) => return Err(fail_of(&e)),
             }
         }
         Ok(true)
@@ -1970,11 +2479,12 @@ impl Client for HttpClient {
         match self.phase {
             Phase::Open => {
                 self.link.out.cancel_unsent(unit);
-                self.phase = if self.link.out.sent_at.is_empty() {
-                    Phase::Done
+                if self.link.out.sent_at.is_empty() {
+                    self.phase = Phase::Done;
+                    self.link.end_tls();
                 } else {
-                    Phase::Closing
-                };
+                    self.phase = Phase::Closing;
+                }
                 self.deadline = Some(now + CLOSE_WAIT);
             }
             Phase::Connecting | Phase::Upgrading => self.phase = Phase::Done,
@@ -2123,7 +2633,22 @@ impl Report {
                 "timeout": e.timeout,
                 "io": e.io,
                 "status": e.status,
+                "tls": e.tls,
             },
+            "tls": a.tls.as_ref().map(|t| {
+                let session = self.tls.session.as_ref();
+                json!({
+                    "server_name": t.server_name,
+                    "resumption_allowed": t.resume,
+                    "full_handshakes": self.tls.full,
+                    "resumed_handshakes": self.tls.resumed,
+                    "version": session.map(|s| &s.version),
+                    "cipher_suite": session.map(|s| &s.cipher_suite),
+                    "key_exchange": session.map(|s| &s.key_exchange),
+                    "alpn": session.and_then(|s| s.alpn.as_ref()),
+                    "first_error": self.tls.first_error,
+                })
+            }),
             "client_cpu_s": self.client_cpu,
             "server_pid": a.server_pid,
             "server_cpu_s": self.server_cpu,
@@ -2166,10 +2691,11 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "load {} -> {}{}: {what}, {} thread(s)",
+            "load {} -> {}{}{}: {what}, {} thread(s)",
             a.mode.name(),
             a.target,
             a.path,
+            if a.tls.is_some() { " over TLS" } else { "" },
             a.threads
         );
         let _ = write!(
@@ -2233,11 +2759,33 @@ impl Report {
                 }
             );
         }
+        if let Some(t) = &a.tls {
+            let _ = write!(
+                s,
+                "  tls         {} full and {} resumed handshakes",
+                self.tls.full, self.tls.resumed
+            );
+            if let Some(session) = &self.tls.session {
+                let _ = write!(
+                    s,
+                    "; {}, {}, {}, ALPN {}, name {}",
+                    session.version,
+                    session.cipher_suite,
+                    session.key_exchange,
+                    session.alpn.as_deref().unwrap_or("none"),
+                    t.server_name
+                );
+            }
+            let _ = writeln!(s);
+            if let Some(error) = &self.tls.first_error {
+                let _ = writeln!(s, "  tls error   {error}");
+            }
+        }
         let e = &self.errors;
         let _ = writeln!(
             s,
             "  errors      {} (connect {}, handshake {}, protocol {}, mismatch {}, closed {}, \
-             timeout {}, io {}, status {})",
+             timeout {}, io {}, status {}, tls {})",
             e.total(),
             e.connect,
             e.handshake,
@@ -2246,7 +2794,8 @@ impl Report {
             e.closed,
             e.timeout,
             e.io,
-            e.status
+            e.status,
+            e.tls
         );
         let cpu_line = |who: &str, cpu: Option<f64>| -> String {
             match (cpu, self.per_cpu(cpu)) {
@@ -2273,6 +2822,10 @@ impl Report {
         s
     }
 }
+
+#[cfg(test)]
+#[path = "support/load_tls_tests.rs"]
+mod tls_tests;
 
 #[cfg(test)]
 mod tests {
@@ -2306,7 +2859,7 @@ mod tests {
             Ok(SocketAddrV4::new(Ipv4Addr::new(127, 4, 5, 6), 80))
         );
         assert!(args("ws-echo --url ws://10.1.2.3:80/").is_err());
-        assert!(args("http --url https://127.0.0.1:443/").is_err());
+        assert!(args("http --url ftp://127.0.0.1:443/").is_err());
     }
 
     #[test]
