@@ -168,6 +168,48 @@ fn wss_echo_with_tungstenite_over_rustls() {
 }
 
 #[test]
+fn after_the_close_handshake_a_tls_session_waits_for_the_peers_close_notify() {
+    let ca = ca();
+    let (cert, key) = leaf(&ca, &["a.example"]);
+    let tls = TlsConfig::new(CertSet::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()).unwrap();
+    let (handle, addr) = start_tls(test_config(), &tls);
+    let stream = tls_connect(addr, &ca, "a.example").unwrap();
+    let (mut ws, _) = tungstenite::client("wss://a.example/ws", stream).unwrap();
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(Message::Close(_)) => continue,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("no clean close: {e}"),
+        }
+    }
+    // The server's Close, its close_notify and its FIN have all arrived, and our close_notify
+    // has not been sent: the server still holds the connection, so a late close_notify from
+    // here meets a socket that reads it rather than a reset.
+    let control = handle.control();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        control.stats().connections,
+        1,
+        "closed before the peer's EOF"
+    );
+    let mut stream = ws.into_inner();
+    stream.conn.send_close_notify();
+    stream.conn.complete_io(&mut stream.sock).unwrap();
+    stream.sock.shutdown(std::net::Shutdown::Write).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while control.stats().connections != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never closed after the peer's EOF"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop(handle);
+}
+
+#[test]
 fn sni_chooses_between_two_certificates() {
     let ca = ca();
     let (a_cert, a_key) = leaf(&ca, &["a.example"]);

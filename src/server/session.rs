@@ -406,9 +406,15 @@ impl<S: Default + Send + 'static> Session<S> {
             Phase::Linger => false,
         };
         if finished {
-            if matches!(&self.phase, Phase::Ws(ws) if ws.conn.is_closed()) && !self.pending() {
+            if matches!(&self.phase, Phase::Ws(ws) if ws.conn.is_closed())
+                && !self.pending()
+                && !self.is_tls()
+            {
                 // The close handshake is complete: the peer sends nothing more, so the server
-                // closes the TCP connection at once (RFC 6455 §7.1.1), without lingering.
+                // closes the TCP connection at once (RFC 6455 §7.1.1), without lingering. Over
+                // TLS the peer still owes its close_notify, which may arrive after our Close:
+                // closing now would answer it with a reset that can destroy our Close frame
+                // unread at the peer, so a TLS session lingers (below) until the peer's EOF.
                 return self.teardown(env);
             }
             if self.eof {
