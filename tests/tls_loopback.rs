@@ -198,12 +198,10 @@ fn after_the_close_handshake_a_tls_session_waits_for_the_peers_close_notify() {
     stream.conn.send_close_notify();
     stream.conn.complete_io(&mut stream.sock).unwrap();
     stream.sock.shutdown(std::net::Shutdown::Write).unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
+    let mut polls = 0;
     while control.stats().connections != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never closed after the peer's EOF"
-        );
+        polls += 1;
+        assert!(polls < 1000, "never closed after the peer's EOF");
         std::thread::sleep(Duration::from_millis(5));
     }
     stop(handle);
