@@ -414,11 +414,11 @@ impl RequestParser {
         // so check that each LF it accepted follows a CR: the empty lines it skipped before the
         // request line, the request line's, the last line's and the head's final one (each
         // field line's is checked in `decide_framing`).
-        let leading = buf.get(..start).unwrap_or_default();
-        let crlf = leading.chunks(2).all(|pair| pair == b"\r\n")
-            && buf.get(line_end) == Some(&b'\r')
-            && len.checked_sub(2).and_then(|i| buf.get(i)) == Some(&b'\r')
-            && len.checked_sub(4).and_then(|i| buf.get(i)) == Some(&b'\r');
+        // A head ends in LF LF at the least, so ending in CR LF CR LF covers the last two.
+        let head = buf.get(..len).unwrap_or_default();
+        let crlf = (start == 0 || leading_crlfs(head, start))
+            && head.get(line_end) == Some(&b'\r')
+            && head.ends_with(b"\r\n\r\n");
         if !crlf {
             return Err(ParseError::BareNewline);
         }
@@ -439,6 +439,14 @@ impl RequestParser {
             upgrade: framing.upgrade,
         })
     }
+}
+
+/// Are the `start` bytes before the request line all CR LF pairs (the empty lines RFC 9112
+/// §2.2 lets a server skip), rather than bare LFs?
+#[cold]
+fn leading_crlfs(head: &[u8], start: usize) -> bool {
+    head.get(..start)
+        .is_some_and(|leading| leading.chunks(2).all(|pair| pair == b"\r\n"))
 }
 
 /// Offset of `part` inside `buf`. Both come from the same allocation; pointer-to-integer
@@ -549,18 +557,16 @@ fn is_host_byte(b: u8) -> bool {
 }
 
 /// Is every byte of `value` a [host byte](is_host_byte)? Eight bytes per step without
-/// branches: a Host value is checked on every request.
+/// branches, the last step overlapping the one before it rather than looping over a
+/// remainder: a Host value is checked on every request.
 #[inline]
 fn is_host(value: &[u8]) -> bool {
-    let mut ok = true;
-    let mut words = value.chunks_exact(8);
-    for word in &mut words {
-        for &b in word {
-            ok &= is_host_byte(b);
-        }
-    }
-    for &b in words.remainder() {
-        ok &= is_host_byte(b);
+    let Some(last) = value.last_chunk::<8>() else {
+        return value.iter().fold(true, |ok, &b| ok & is_host_byte(b));
+    };
+    let mut ok = last.iter().fold(true, |ok, &b| ok & is_host_byte(b));
+    for word in value.chunks_exact(8) {
+        ok = word.iter().fold(ok, |ok, &b| ok & is_host_byte(b));
     }
     ok
 }
