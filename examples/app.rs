@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use berth::http::Request;
 use berth::platform::{Environment, PlatformError};
 use berth::server::{
-    CertSet, CloseReason, Config, ConnId, Handler, Message, Responder, Server, TlsConfig, WebSocket,
+    CertSet, Closed, Config, Handler, Message, Responder, Server, TlsConfig, WebSocket,
 };
 use berth::ws::CloseCode;
 
@@ -370,10 +370,19 @@ impl Handler for App {
         }
     }
 
-    fn on_close(&self, conn: &mut Conn, id: ConnId, reason: CloseReason<'_>) {
-        log::debug!("{id}: WebSocket closed: {reason:?}");
+    fn on_close(&self, conn: &mut Conn, closed: Closed<'_>) {
+        log::debug!("{}: WebSocket closed: {:?}", closed.id(), closed.reason());
         if let Route::Chat { joined: true } = conn.route {
-            self.chat_members.fetch_sub(1, Ordering::Relaxed);
+            let left = self
+                .chat_members
+                .fetch_sub(1, Ordering::Relaxed)
+                .saturating_sub(1);
+            // Tell the room, unless everyone is being sent away anyway.
+            if !closed.control().is_shutting_down() {
+                let text = format!("a member left ({left} here)");
+                let out = serde_json::json!({ "name": "berth", "text": text }).to_string();
+                closed.control().publish(CHAT_TOPIC, Message::Text(&out));
+            }
         }
         conn.route = Route::Http;
     }

@@ -121,6 +121,18 @@ fn serves_the_environment_json_ports_and_drains_on_sigterm() {
             other => panic!("expected the chat message, got {other:?}"),
         }
     }
+    // A member who leaves is announced to the others, on both ports.
+    let mut carol = WsClient::connect(control_addr, "/ws/chat", &[]).unwrap();
+    carol.close(1000, "bye").unwrap();
+    carol.expect_close(1000).unwrap();
+    for member in [&mut alice, &mut bob] {
+        match member.recv_message().unwrap() {
+            berth::testing::Received::Text(t) => {
+                assert!(t.contains("a member left (2 here)"), "{t}")
+            }
+            other => panic!("expected the departure, got {other:?}"),
+        }
+    }
     let mut http = HttpClient::connect(www_addr).unwrap();
     let stats = http.get("/stats").unwrap();
     let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();

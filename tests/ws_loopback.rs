@@ -262,6 +262,32 @@ fn publish_reaches_every_subscriber_on_every_worker() {
 }
 
 #[test]
+fn on_close_can_tell_the_others_through_control() {
+    let (server, seen) = start(test_config());
+    let addr = server.addr();
+    let mut stays = ws_connect(addr, "/ws/presence");
+    let mut polite = ws_connect(addr, "/ws/presence");
+    let abrupt = ws_connect(addr, "/ws/presence");
+    wait_until("three open", || seen.opened.load(Ordering::SeqCst) == 3);
+    polite.close(None).unwrap();
+    while polite.read().is_ok() {}
+    let first = next_message(&mut stays);
+    assert!(
+        first.to_text().unwrap().starts_with("left: "),
+        "unexpected {first:?}"
+    );
+    // A connection that just goes away (no close handshake) is reported too.
+    drop(abrupt);
+    let second = next_message(&mut stays);
+    assert!(
+        second.to_text().unwrap().starts_with("left: "),
+        "unexpected {second:?}"
+    );
+    assert_ne!(first, second, "each departure names its own connection");
+    server.shutdown().unwrap();
+}
+
+#[test]
 fn a_sender_reaches_its_connection_from_another_thread() {
     let (server, seen) = start(test_config());
     let addr = server.addr();

@@ -94,9 +94,11 @@ pub trait Handler: Send + Sync + 'static {
     }
 
     /// The WebSocket connection is closing or closed, for the reason given; called once per
-    /// connection that was opened. Topic subscriptions are dropped by the server.
-    fn on_close(&self, state: &mut Self::State, id: ConnId, reason: CloseReason<'_>) {
-        let _ = (state, id, reason);
+    /// connection that was opened. Topic subscriptions are dropped by the server. Nothing
+    /// more can be sent on this connection, but [`Closed::control`] reaches everyone else (to
+    /// tell a room that someone left, for instance).
+    fn on_close(&self, state: &mut Self::State, closed: Closed<'_>) {
+        let _ = (state, closed);
     }
 }
 
@@ -124,6 +126,32 @@ impl<'a> Message<'a> {
             Message::Text(_) => MessageKind::Text,
             Message::Binary(_) => MessageKind::Binary,
         }
+    }
+}
+
+/// A WebSocket connection that has ended, as given to [`Handler::on_close`]: which one, why,
+/// and the server's [`Control`].
+#[derive(Debug, Clone, Copy)]
+pub struct Closed<'a> {
+    pub(crate) id: ConnId,
+    pub(crate) reason: CloseReason<'a>,
+    pub(crate) control: &'a Control,
+}
+
+impl<'a> Closed<'a> {
+    /// The connection that ended.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Why it ended.
+    pub fn reason(&self) -> CloseReason<'a> {
+        self.reason
+    }
+
+    /// The server-wide handle: publish to topics, read counters, start a shutdown.
+    pub fn control(&self) -> &'a Control {
+        self.control
     }
 }
 

@@ -51,7 +51,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use handler::{CloseReason, ConnId, Handler, Message, Responder, SendError, Sender, WebSocket};
+pub use handler::{
+    CloseReason, Closed, ConnId, Handler, Message, Responder, SendError, Sender, WebSocket,
+};
 
 #[cfg(feature = "tls")]
 pub use tls::{CertSet, TlsConfig, TlsError};

@@ -26,7 +26,8 @@ use mio::net::TcpStream;
 
 use super::buffer::Pool;
 use super::handler::{
-    write_frame, CloseReason, ConnId, Exchange, Handler, Message, Responder, WebSocket, WsCtl,
+    write_frame, CloseReason, Closed, ConnId, Exchange, Handler, Message, Responder, WebSocket,
+    WsCtl,
 };
 use super::timer::{Entry, TimerWheel};
 use super::worker::{Topics, WorkerShared};
@@ -456,10 +457,7 @@ impl<S: Default + Send + 'static> Session<S> {
             if !ws.reported {
                 ws.reported = true;
                 let reason = ws.reason.map_or(CloseReason::Abnormal, Ended::as_reason);
-                let (handler, state, id) = (env.handler, &mut self.state, self.id);
-                if catch_unwind(AssertUnwindSafe(|| handler.on_close(state, id, reason))).is_err() {
-                    log::error!("{id}: on_close panicked");
-                }
+                call_on_close(env, &mut self.state, self.id, reason);
             }
         }
     }
@@ -866,12 +864,7 @@ impl<S: Default + Send + 'static> Session<S> {
                                 None => CloseReason::Peer(None, ""),
                             },
                         };
-                        let (handler, state, id) = (env.handler, &mut self.state, self.id);
-                        if catch_unwind(AssertUnwindSafe(|| handler.on_close(state, id, reason)))
-                            .is_err()
-                        {
-                            log::error!("{id}: on_close panicked");
-                        }
+                        call_on_close(env, &mut self.state, self.id, reason);
                     }
                     if !ws.ctl.closing {
                         self.since = env.now;
@@ -1164,6 +1157,24 @@ fn ws_callback<H: Handler>(
         log::error!("{}: {what} panicked; closing the connection", parts.id);
     }
     ok
+}
+
+/// Call [`Handler::on_close`], containing a panic (the connection is ending anyway).
+fn call_on_close<H: Handler>(
+    env: &Env<'_, H>,
+    state: &mut H::State,
+    id: ConnId,
+    reason: CloseReason<'_>,
+) {
+    let closed = Closed {
+        id,
+        reason,
+        control: env.control,
+    };
+    let handler = env.handler;
+    if catch_unwind(AssertUnwindSafe(|| handler.on_close(state, closed))).is_err() {
+        log::error!("{id}: on_close panicked");
+    }
 }
 
 /// Give `out` a pooled buffer if it has none.

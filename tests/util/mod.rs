@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use berth::handshake::{HandshakeError, Upgrade};
 use berth::http::Request;
-use berth::server::{CloseReason, Config, ConnId, Handler, Message, Responder, Sender, WebSocket};
+use berth::server::{Closed, Config, Handler, Message, Responder, Sender, WebSocket};
 use berth::testing::TestServer;
 use berth::ws::CloseCode;
 
@@ -33,7 +33,8 @@ pub struct Seen {
 /// - `/ws`: WebSocket echo; `/ws/chat`: subscribes to `room`, publishes what it receives;
 ///   `/ws/proto`: picks the subprotocol `b` if offered; `/ws/origin`: only Origin
 ///   `https://good.example`; `/ws/flood`: on open, sends until the write buffer is full, and
-///   again on each drain; `/ws/sender`: registers a cross-thread `Sender`.
+///   again on each drain; `/ws/sender`: registers a cross-thread `Sender`; `/ws/presence`:
+///   subscribes to `presence`, and when it closes publishes `left: <id>` there.
 /// - A text message `close:CODE` makes the server close with that code.
 #[derive(Debug, Default)]
 pub struct TestApp {
@@ -75,7 +76,7 @@ impl Handler for TestApp {
             }
             ("POST", "/echo") => state.route = "echo",
             ("GET", "/late") => state.route = "late",
-            (_, "/ws") | (_, "/ws/chat") | (_, "/ws/flood") | (_, "/ws/sender") => {
+            (_, "/ws" | "/ws/chat" | "/ws/flood" | "/ws/sender" | "/ws/presence") => {
                 res.websocket(req);
             }
             (_, "/ws/proto") => match Upgrade::parse(req) {
@@ -101,6 +102,7 @@ impl Handler for TestApp {
                 "/ws/chat" => "chat",
                 "/ws/flood" => "flood",
                 "/ws/sender" => "sender",
+                "/ws/presence" => "presence",
                 _ => "ws",
             };
         }
@@ -126,6 +128,7 @@ impl Handler for TestApp {
         self.seen.opened.fetch_add(1, Ordering::SeqCst);
         match state.route {
             "chat" => ws.subscribe("room"),
+            "presence" => ws.subscribe("presence"),
             "flood" => flood(ws, &self.seen),
             "sender" => self.seen.senders.lock().unwrap().push(ws.sender()),
             _ => {}
@@ -156,8 +159,16 @@ impl Handler for TestApp {
         }
     }
 
-    fn on_close(&self, _: &mut State, _: ConnId, reason: CloseReason<'_>) {
-        self.seen.closes.lock().unwrap().push(format!("{reason:?}"));
+    fn on_close(&self, state: &mut State, closed: Closed<'_>) {
+        self.seen
+            .closes
+            .lock()
+            .unwrap()
+            .push(format!("{:?}", closed.reason()));
+        if state.route == "presence" {
+            let left = format!("left: {}", closed.id());
+            closed.control().publish("presence", Message::Text(&left));
+        }
     }
 }
 
