@@ -495,6 +495,17 @@ impl<S: Default + Send + 'static> Session<S> {
     }
 
     fn drained<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>) {
+        self.ws_event(env, "on_drain", |h, s, v| h.on_drain(s, v));
+    }
+
+    /// Run `on_open` or `on_drain` (`what`) on an open WebSocket, then carry out a close the
+    /// callback asked for. A panic kills the connection.
+    fn ws_event<H: Handler<State = S>>(
+        &mut self,
+        env: &mut Env<'_, H>,
+        what: &str,
+        callback: impl FnOnce(&H, &mut S, &mut WebSocket<'_>),
+    ) {
         let local = self.local(env);
         let Phase::Ws(ws) = &mut self.phase else {
             return;
@@ -508,9 +519,7 @@ impl<S: Default + Send + 'static> Session<S> {
             subs: &mut self.subs,
             state: &mut self.state,
         };
-        if !ws_callback(env, parts, &mut ws.ctl, "on_drain", |h, s, v| {
-            h.on_drain(s, v)
-        }) {
+        if !ws_callback(env, parts, &mut ws.ctl, what, callback) {
             self.kill = true;
         }
         apply_close_request(ws, &mut self.out, env.now, &mut self.since);
@@ -775,7 +784,6 @@ impl<S: Default + Send + 'static> Session<S> {
 
     /// The `101` was written: become a WebSocket and tell the application.
     fn open_ws<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>) {
-        let local = self.local(env);
         self.phase = Phase::Ws(Box::new(WsPhase {
             conn: ws::Conn::new(
                 Role::Server,
@@ -795,25 +803,8 @@ impl<S: Default + Send + 'static> Session<S> {
             self.start_drain(env);
             return;
         }
-        let Phase::Ws(ws) = &mut self.phase else {
-            return;
-        };
         take_buffer(&mut self.out, env.pool);
-        let parts = Parts {
-            id: self.id,
-            peer: self.peer,
-            local,
-            out: &mut self.out,
-            out_pos: self.out_pos,
-            subs: &mut self.subs,
-            state: &mut self.state,
-        };
-        if !ws_callback(env, parts, &mut ws.ctl, "on_open", |h, s, v| {
-            h.on_open(s, v)
-        }) {
-            self.kill = true;
-        }
-        apply_close_request(ws, &mut self.out, env.now, &mut self.since);
+        self.ws_event(env, "on_open", |h, s, v| h.on_open(s, v));
     }
 
     fn process_ws<H: Handler<State = S>>(
