@@ -11,7 +11,9 @@ use std::time::Duration;
 use berth::testing::{HttpClient, RawClient, WsClient};
 
 /// The example app's binary: built by a full `cargo test` beside this test's own, or built
-/// here when only this test was asked for.
+/// here when only this test was asked for and there is none yet. (`cargo test --test app`
+/// alone does not rebuild examples: after changing the server, run a full `cargo test` or
+/// `cargo build --example app` first, or this runs the old binary.)
 fn app_binary() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let mut dir = std::env::current_exe().unwrap();
@@ -172,4 +174,58 @@ fn a_malformed_environment_json_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("PORT_WWW"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The CPU time (user + system, in clock ticks) the process `pid` has used so far.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_file_descriptors_the_app_waits_instead_of_spinning_and_recovers() {
+    let port = free_port();
+    // 64 descriptors: a few dozen connections exhaust them, and accept fails with EMFILE.
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -n 64 && exec \"$0\""])
+        .arg(app_binary())
+        .env("PORT", port.to_string())
+        .env("BERTH_ENVIRONMENT_FILE", "no-such-environment.json")
+        .env("BERTH_LOG", "error")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut app = Running(child);
+    let addr = wait_for(port, &mut app.0);
+    let held: Vec<RawClient> = (0..120)
+        .filter_map(|_| RawClient::connect(addr).ok())
+        .collect();
+    assert!(held.len() > 64, "only {} connections were made", held.len());
+    std::thread::sleep(Duration::from_millis(300));
+    // Connections wait in the backlog while the app has no descriptor for them. A loop that
+    // retried accept at once would burn a core; the app backs off instead.
+    let pid = app.0.id();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used <= 50,
+        "{used} ticks of CPU in 2 s with descriptors exhausted"
+    );
+    // Once descriptors are free again, new clients are served.
+    drop(held);
+    for _ in 0..250 {
+        if let Ok(mut http) = HttpClient::connect(addr) {
+            if let Ok(health) = http.get("/health") {
+                assert_eq!(health.status, 200);
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the app did not serve again after descriptors were freed");
 }
