@@ -2824,7 +2824,7 @@ impl Report {
 }
 
 #[cfg(test)]
-#[path = "support/load_tls_tests.rs"]
+#[path = "../support/load_tls_tests.rs"]
 mod tls_tests;
 
 #[cfg(test)]
