@@ -1,6 +1,6 @@
 //! End-to-end benchmark: berth's `examples/echo.rs` against echo servers built on the peers
 //! (`tokio-tungstenite`, `fastwebsockets`; `hyper` for HTTP), all driven by the same load
-//! generator (`examples/load.rs`) in one run.
+//! generator (`examples/load/`) in one run.
 //!
 //! ```text
 //! cargo bench --bench echo                      # every scenario, 3 rounds of 5 s

@@ -5,10 +5,12 @@
 //! from rcgen at test time.
 
 use super::*;
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::AtomicUsize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::thread::JoinHandle;
-use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
+use tokio_rustls::rustls::{self, pki_types, ServerConfig, ServerConnection, StreamOwned};
 
 /// How long any test socket waits for the peer before giving up.
 const PATIENCE: Duration = Duration::from_secs(10);
