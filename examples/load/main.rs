@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 
 use args::{parse_args, Args, Mode, HELP};
 use procfs::{check_fd_limit, cpu_between, cpu_ticks, rss_kib};
-use report::{new_histogram, Errors, Report, TlsReport};
+use report::{Report, ThreadReport};
 use runner::{thread_main, Progress, Shared};
 use tls::TlsSetup;
 
@@ -111,7 +111,7 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(report) => {
             report.print();
-            if report.errors.total() > 0 {
+            if report.measured.errors.total() > 0 {
                 ExitCode::from(2)
             } else {
                 ExitCode::SUCCESS
@@ -177,15 +177,7 @@ fn run(args: Args) -> Result<Report, String> {
     let mut report = Report {
         args: args.clone(),
         window: args.duration,
-        ops: 0,
-        bytes: 0,
-        errors: Errors::default(),
-        hist: new_histogram(),
-        opened: 0,
-        open_at_end: 0,
-        open_time: Duration::ZERO,
-        clean_closes: 0,
-        tls: TlsReport::default(),
+        measured: ThreadReport::new(),
         client_cpu: cpu_between(cpu0.0, cpu1.0),
         server_cpu: cpu_between(cpu0.1, cpu1.1),
         rss_before_kib,
@@ -194,17 +186,7 @@ fn run(args: Args) -> Result<Report, String> {
     let mut failures = Vec::new();
     for handle in handles {
         match handle.join() {
-            Ok(Ok(t)) => {
-                report.ops += t.ops;
-                report.bytes += t.bytes;
-                report.errors.add(&t.errors);
-                let _ = report.hist.add(&t.hist);
-                report.opened += t.opened;
-                report.open_at_end += t.open_at_end;
-                report.open_time = report.open_time.max(t.open_time);
-                report.clean_closes += t.clean_closes;
-                report.tls.add(t.tls);
-            }
+            Ok(Ok(t)) => report.measured.add(t),
             Ok(Err(e)) => failures.push(e),
             Err(_) => failures.push("a load thread panicked".to_string()),
         }

@@ -104,6 +104,36 @@ pub(crate) struct ThreadReport {
     pub(crate) tls: TlsReport,
 }
 
+impl ThreadReport {
+    /// Nothing measured yet.
+    pub(crate) fn new() -> Self {
+        ThreadReport {
+            ops: 0,
+            bytes: 0,
+            errors: Errors::default(),
+            hist: new_histogram(),
+            opened: 0,
+            open_at_end: 0,
+            open_time: Duration::ZERO,
+            clean_closes: 0,
+            tls: TlsReport::default(),
+        }
+    }
+
+    /// Add another thread's measurements: counts add up, the open time is the slowest.
+    pub(crate) fn add(&mut self, t: ThreadReport) {
+        self.ops += t.ops;
+        self.bytes += t.bytes;
+        self.errors.add(&t.errors);
+        let _ = self.hist.add(&t.hist);
+        self.opened += t.opened;
+        self.open_at_end += t.open_at_end;
+        self.open_time = self.open_time.max(t.open_time);
+        self.clean_closes += t.clean_closes;
+        self.tls.add(t.tls);
+    }
+}
+
 /// What the TLS sessions were (wss://, https://).
 #[derive(Debug, Default)]
 pub(crate) struct TlsReport {
@@ -182,15 +212,8 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 pub(crate) struct Report {
     pub(crate) args: Args,
     pub(crate) window: Duration,
-    pub(crate) ops: u64,
-    pub(crate) bytes: u64,
-    pub(crate) errors: Errors,
-    pub(crate) hist: Histogram<u64>,
-    pub(crate) opened: u64,
-    pub(crate) open_at_end: u64,
-    pub(crate) open_time: Duration,
-    pub(crate) clean_closes: u64,
-    pub(crate) tls: TlsReport,
+    /// Every thread's measurements, added up.
+    pub(crate) measured: ThreadReport,
     pub(crate) client_cpu: Option<f64>,
     pub(crate) server_cpu: Option<f64>,
     pub(crate) rss_before_kib: Option<u64>,
@@ -199,15 +222,17 @@ pub(crate) struct Report {
 
 impl Report {
     fn rate(&self) -> f64 {
-        self.ops as f64 / self.window.as_secs_f64()
+        self.measured.ops as f64 / self.window.as_secs_f64()
     }
 
     fn per_cpu(&self, cpu: Option<f64>) -> Option<f64> {
-        cpu.filter(|&c| c > 0.0).map(|c| self.ops as f64 / c)
+        cpu.filter(|&c| c > 0.0)
+            .map(|c| self.measured.ops as f64 / c)
     }
 
     fn quantile_us(&self, q: f64) -> Option<f64> {
-        (!self.hist.is_empty()).then(|| self.hist.value_at_quantile(q) as f64 / 1000.0)
+        (!self.measured.hist.is_empty())
+            .then(|| self.measured.hist.value_at_quantile(q) as f64 / 1000.0)
     }
 
     /// Server memory per open connection, in bytes (idle mode with `--server-pid`).
@@ -216,13 +241,13 @@ impl Report {
             return None;
         }
         let (before, after) = self.rss_before_kib.zip(self.rss_after_kib)?;
-        (self.open_at_end > 0)
-            .then(|| (after as f64 - before as f64) * 1024.0 / self.open_at_end as f64)
+        (self.measured.open_at_end > 0)
+            .then(|| (after as f64 - before as f64) * 1024.0 / self.measured.open_at_end as f64)
     }
 
     fn to_json(&self) -> serde_json::Value {
         let a = &self.args;
-        let e = &self.errors;
+        let e = &self.measured.errors;
         json!({
             "mode": a.mode.name(),
             "op": a.mode.op(),
@@ -236,21 +261,21 @@ impl Report {
             "pipeline": a.pipeline,
             "warmup_s": a.warmup.as_secs_f64(),
             "window_s": self.window.as_secs_f64(),
-            "opened": self.opened,
-            "open_at_end": self.open_at_end,
-            "open_time_s": self.open_time.as_secs_f64(),
-            "clean_closes": self.clean_closes,
-            "ops": self.ops,
+            "opened": self.measured.opened,
+            "open_at_end": self.measured.open_at_end,
+            "open_time_s": self.measured.open_time.as_secs_f64(),
+            "clean_closes": self.measured.clean_closes,
+            "ops": self.measured.ops,
             "ops_per_s": self.rate(),
-            "bytes": self.bytes,
-            "mb_per_s": self.bytes as f64 / 1e6 / self.window.as_secs_f64(),
+            "bytes": self.measured.bytes,
+            "mb_per_s": self.measured.bytes as f64 / 1e6 / self.window.as_secs_f64(),
             "latency_us": {
-                "count": self.hist.len(),
+                "count": self.measured.hist.len(),
                 "p50": self.quantile_us(0.5),
                 "p99": self.quantile_us(0.99),
                 "p999": self.quantile_us(0.999),
                 "max": self.quantile_us(1.0),
-                "mean": (!self.hist.is_empty()).then(|| self.hist.mean() / 1000.0),
+                "mean": (!self.measured.hist.is_empty()).then(|| self.measured.hist.mean() / 1000.0),
             },
             "errors": {
                 "total": e.total(),
@@ -265,17 +290,17 @@ impl Report {
                 "tls": e.tls,
             },
             "tls": a.tls.as_ref().map(|t| {
-                let session = self.tls.session.as_ref();
+                let session = self.measured.tls.session.as_ref();
                 json!({
                     "server_name": t.server_name,
                     "resumption_allowed": t.resume,
-                    "full_handshakes": self.tls.full,
-                    "resumed_handshakes": self.tls.resumed,
+                    "full_handshakes": self.measured.tls.full,
+                    "resumed_handshakes": self.measured.tls.resumed,
                     "version": session.map(|s| &s.version),
                     "cipher_suite": session.map(|s| &s.cipher_suite),
                     "key_exchange": session.map(|s| &s.key_exchange),
                     "alpn": session.and_then(|s| s.alpn.as_ref()),
-                    "first_error": self.tls.first_error,
+                    "first_error": self.measured.tls.first_error,
                 })
             }),
             "client_cpu_s": self.client_cpu,
@@ -334,15 +359,15 @@ impl Report {
             a.warmup.as_secs_f64(),
         );
         let _ = if a.mode == Mode::Handshake {
-            writeln!(s, "{} upgrades in all", self.opened)
+            writeln!(s, "{} upgrades in all", self.measured.opened)
         } else {
             writeln!(
                 s,
                 "{} conns open after {:.2} s, {} open at the end, {} opened in all",
-                a.conns.min(self.opened as usize),
-                self.open_time.as_secs_f64(),
-                self.open_at_end,
-                self.opened,
+                a.conns.min(self.measured.opened as usize),
+                self.measured.open_time.as_secs_f64(),
+                self.measured.open_at_end,
+                self.measured.opened,
             )
         };
         if a.mode != Mode::Idle {
@@ -350,7 +375,7 @@ impl Report {
                 s,
                 "  {:<11} {} ({:.0}/s",
                 format!("{}s", a.mode.op()),
-                self.ops,
+                self.measured.ops,
                 self.rate()
             );
             match a.mode {
@@ -358,21 +383,21 @@ impl Report {
                     let _ = write!(
                         s,
                         ", {:.2} MB/s of payload each way",
-                        self.bytes as f64 / 1e6 / self.window.as_secs_f64()
+                        self.measured.bytes as f64 / 1e6 / self.window.as_secs_f64()
                     );
                 }
                 Mode::Http => {
                     let _ = write!(
                         s,
                         ", {:.2} MB/s of body",
-                        self.bytes as f64 / 1e6 / self.window.as_secs_f64()
+                        self.measured.bytes as f64 / 1e6 / self.window.as_secs_f64()
                     );
                 }
                 _ => {}
             }
             let _ = writeln!(s, ")");
         }
-        if !self.hist.is_empty() {
+        if !self.measured.hist.is_empty() {
             let q = |q| self.quantile_us(q).unwrap_or(0.0);
             let _ = writeln!(
                 s,
@@ -392,9 +417,9 @@ impl Report {
             let _ = write!(
                 s,
                 "  tls         {} full and {} resumed handshakes",
-                self.tls.full, self.tls.resumed
+                self.measured.tls.full, self.measured.tls.resumed
             );
-            if let Some(session) = &self.tls.session {
+            if let Some(session) = &self.measured.tls.session {
                 let _ = write!(
                     s,
                     "; {}, {}, {}, ALPN {}, name {}",
@@ -406,11 +431,11 @@ impl Report {
                 );
             }
             let _ = writeln!(s);
-            if let Some(error) = &self.tls.first_error {
+            if let Some(error) = &self.measured.tls.first_error {
                 let _ = writeln!(s, "  tls error   {error}");
             }
         }
-        let e = &self.errors;
+        let e = &self.measured.errors;
         let _ = writeln!(
             s,
             "  errors      {} (connect {}, handshake {}, protocol {}, mismatch {}, closed {}, \

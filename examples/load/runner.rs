@@ -18,7 +18,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::args::{Args, Mode};
 use crate::http::HttpClient;
 use crate::link::Link;
-use crate::report::{new_histogram, Errors, Fail, ThreadReport, TlsReport};
+use crate::report::{Errors, Fail, ThreadReport};
 use crate::tls::TlsSetup;
 use crate::ws::WsClient;
 use crate::{now, BATCH_BYTES, DRAIN, MAX_CONNECTING, MAX_FAILURES_IN_ROW, RETRY_DELAY};
@@ -348,17 +348,7 @@ impl<'a, C: Client, F: FnMut(usize, &Registry, Instant) -> io::Result<C>> Runner
             retry: VecDeque::new(),
             again: Vec::new(),
             serving: Vec::new(),
-            report: ThreadReport {
-                ops: 0,
-                bytes: 0,
-                errors: Errors::default(),
-                hist: new_histogram(),
-                opened: 0,
-                open_at_end: 0,
-                open_time: Duration::ZERO,
-                clean_closes: 0,
-                tls: TlsReport::default(),
-            },
+            report: ThreadReport::new(),
             all_ops: 0,
         })
     }

@@ -191,12 +191,21 @@ fn args(line: &str) -> Result<Args, String> {
 }
 
 fn assert_clean(report: &Report) {
-    assert_eq!(report.errors.total(), 0, "errors: {:?}", report.errors);
-    assert!(report.ops > 0, "no {} completed", report.args.mode.op());
-    assert!(report.tls.full > 0 && report.tls.resumed == 0);
-    let session = report.tls.session.as_ref().expect("a TLS session");
+    assert_eq!(
+        report.measured.errors.total(),
+        0,
+        "errors: {:?}",
+        report.measured.errors
+    );
+    assert!(
+        report.measured.ops > 0,
+        "no {} completed",
+        report.args.mode.op()
+    );
+    assert!(report.measured.tls.full > 0 && report.measured.tls.resumed == 0);
+    let session = report.measured.tls.session.as_ref().expect("a TLS session");
     assert_eq!(session.version, "TLSv1_3");
-    assert_eq!(report.tls.first_error, None);
+    assert_eq!(report.measured.tls.first_error, None);
 }
 
 #[test]
@@ -204,8 +213,8 @@ fn echoes_over_tls_and_closes_with_close_notify() {
     let server = TestServer::start(Serve::WsEcho, "echo");
     let report = server.run("ws-echo --url wss://localhost:PORT/ --conns 4 --in-flight 4");
     assert_clean(&report);
-    assert_eq!(report.tls.full, 4);
-    assert_eq!(report.clean_closes, 4);
+    assert_eq!(report.measured.tls.full, 4);
+    assert_eq!(report.measured.clean_closes, 4);
     // 64 KiB messages: several TLS records each, and more than rustls's default buffer.
     let big = server.run("ws-echo --url wss://localhost:PORT/ --conns 2 --size 64k --text");
     assert_clean(&big);
@@ -218,13 +227,21 @@ fn handshake_and_idle_modes_over_tls() {
     let report = server.run("handshake --url wss://localhost:PORT/ --conns 4");
     assert_clean(&report);
     // Every loop did a full TLS handshake; those cut off by the end of the run did not finish.
-    assert!(report.tls.full >= report.ops);
+    assert!(report.measured.tls.full >= report.measured.ops);
     let idle = server.run("idle --url wss://localhost:PORT/ --idle 8");
-    assert_eq!(idle.errors.total(), 0, "errors: {:?}", idle.errors);
-    assert_eq!((idle.open_at_end, idle.clean_closes), (8, 8));
+    assert_eq!(
+        idle.measured.errors.total(),
+        0,
+        "errors: {:?}",
+        idle.measured.errors
+    );
+    assert_eq!(
+        (idle.measured.open_at_end, idle.measured.clean_closes),
+        (8, 8)
+    );
     let (clean, unclean) = server.finish();
     assert_eq!(unclean, 0);
-    assert!(clean >= report.ops + 8, "{clean} clean closes");
+    assert!(clean >= report.measured.ops + 8, "{clean} clean closes");
 }
 
 #[test]
@@ -232,7 +249,7 @@ fn https_requests_and_close_notify() {
     let server = TestServer::start(Serve::Http, "http");
     let report = server.run("http --url https://localhost:PORT/ --conns 3 --pipeline 4");
     assert_clean(&report);
-    assert_eq!(report.tls.session.as_ref().unwrap().alpn, None);
+    assert_eq!(report.measured.tls.session.as_ref().unwrap().alpn, None);
     assert_eq!(server.finish(), (3, 0));
 }
 
@@ -248,9 +265,9 @@ fn a_certificate_not_trusted_is_a_tls_error() {
         other.dir.join("cert.pem").display()
     );
     let report = run(args(&line).unwrap()).unwrap();
-    assert_eq!(report.errors.tls, 2);
-    assert_eq!(report.errors.total(), 2);
-    let error = report.tls.first_error.unwrap();
+    assert_eq!(report.measured.errors.tls, 2);
+    assert_eq!(report.measured.errors.total(), 2);
+    let error = report.measured.tls.first_error.unwrap();
     assert!(error.contains("invalid peer certificate"), "{error}");
     server.finish();
     other.finish();
