@@ -1,6 +1,6 @@
 //! Runtime promises for HTTP over real loopback sockets, pinned down before the session is
 //! redesigned: the connection limit, a panicking handler, the body timeout, the drain
-//! deadline, and HEAD / HTTP/1.0 persistence.
+//! deadline, read pause under large pipelined responses, and HEAD / HTTP/1.0 persistence.
 //!
 //! Each test asserts what the runtime actually does on the wire (bytes, EOF or reset, and
 //! when), so that a change in behaviour fails it. Waits are bounded; a negative assertion
@@ -157,6 +157,16 @@ impl Client {
         Client::from_stream(TcpStream::connect(addr).unwrap())
     }
 
+    /// A connection whose receive buffer is small and fixed (no autotuning), so that the
+    /// kernel holds little of what the server sends while the client does not read.
+    fn with_small_receive_buffer(addr: SocketAddr) -> Client {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        socket.set_recv_buffer_size(64 * 1024).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        Client::from_stream(socket.into())
+    }
+
     fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         stream.set_write_timeout(Some(WAIT)).unwrap();
@@ -294,6 +304,24 @@ fn mask_date(head: &str) -> String {
             None => line.to_string(),
         })
         .collect()
+}
+
+/// Wait until `read()` has not changed for `quiet` (bounded by [`WAIT`]); returns its value.
+fn settled(quiet: Duration, mut read: impl FnMut() -> usize) -> usize {
+    let start = now();
+    let mut value = read();
+    let mut since = now();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let next = read();
+        if next != value {
+            value = next;
+            since = now();
+        } else if since.elapsed() >= quiet {
+            return value;
+        }
+        assert!(start.elapsed() < WAIT, "never settled (last {value})");
+    }
 }
 
 // ---- 1. max_connections ----
@@ -511,6 +539,57 @@ fn a_drain_answers_in_flight_requests_closes_idle_ones_and_cuts_the_rest_at_the_
     // The worker has ended: the join is immediate and clean.
     server.shutdown().unwrap();
     assert!(TcpStream::connect(addr).is_err());
+}
+
+// ---- 5. read pause under large pipelined responses ----
+
+#[test]
+fn large_pipelined_responses_pause_reading_and_all_arrive_in_order() {
+    const REQUESTS: usize = 64;
+    let (server, seen) = start(config());
+    let control = server.control();
+    let mut client = Client::with_small_receive_buffer(server.addr());
+    let mut requests = Vec::new();
+    for i in 0..REQUESTS {
+        requests.extend_from_slice(format!("GET /big/{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    }
+    // 64 requests in one write (2.6 KB, taken whole by the kernel) asking for 16 MiB.
+    client.send(&requests);
+    wait_until("the first request", || {
+        seen.big_started.load(Ordering::SeqCst) > 0
+    });
+    // While nothing is read, the server stops once its output is over the high-water
+    // mark: it must not have run every handler and buffered all 16 MiB.
+    let started = settled(Duration::from_millis(500), || {
+        seen.big_started.load(Ordering::SeqCst)
+    });
+    let out = control.stats().bytes_out as usize;
+    assert!(
+        started < REQUESTS,
+        "all {started} requests handled while the client read nothing ({out} bytes written)"
+    );
+    // What it holds is about the high-water mark plus the response that crossed it.
+    let queued = (started * BIG).saturating_sub(out);
+    assert!(
+        queued <= Config::default().write_high_water + BIG,
+        "{queued} bytes queued for a client that reads nothing"
+    );
+
+    // Now read: every response arrives, complete, in order, byte-exact.
+    for i in 0..REQUESTS {
+        let head = client.head();
+        assert_eq!(
+            head,
+            format!("HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Length: {BIG}\r\n\r\n"),
+            "response {i}"
+        );
+        let body = client.bytes(BIG);
+        assert!(body == big_body(i), "response {i}: body differs");
+    }
+    assert_eq!(seen.big_started.load(Ordering::SeqCst), REQUESTS);
+    // Nothing more, and the connection still serves.
+    client.hello();
+    server.shutdown().unwrap();
 }
 
 // ---- 6. HEAD and HTTP/1.0 persistence ----

@@ -146,6 +146,9 @@ pub(crate) struct Session<S> {
     ping_outstanding: bool,
     /// Reading stopped: the output is over the high-water mark.
     read_paused: bool,
+    /// `inbuf` holds pipelined requests left unparsed because the output was over the
+    /// high-water mark; they are parsed, before anything more is read, once reading resumes.
+    held: bool,
     /// `on_drain` is owed once the output falls below the low-water mark.
     owe_drain: bool,
     /// Close once the output is flushed.
@@ -223,6 +226,7 @@ impl<S: Default + Send + 'static> Session<S> {
             head_pending: true,
             ping_outstanding: false,
             read_paused: false,
+            held: false,
             owe_drain: false,
             close_after_flush: false,
             eof: false,
@@ -556,6 +560,14 @@ impl<S: Default + Send + 'static> Session<S> {
 
     /// Read until the socket would block (or the fairness bound), feeding the core.
     fn read<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>, scratch: &mut [u8]) {
+        if self.held {
+            if self.read_paused || self.kill {
+                return;
+            }
+            // Input already read comes first; it may be held again.
+            self.held = false;
+            self.process_inbuf(env, self.in_len);
+        }
         for _ in 0..MAX_READS {
             if self.read_paused || self.eof || self.kill {
                 return;
@@ -615,15 +627,7 @@ impl<S: Default + Send + 'static> Session<S> {
                     self.stash(env.pool, rest);
                 }
             } else {
-                let mut buf = std::mem::take(&mut self.inbuf);
-                let len = self.in_len + n;
-                let used = self.process(env, buf.get_mut(..len).unwrap_or_default());
-                buf.copy_within(used..len, 0);
-                self.in_len = len - used;
-                self.inbuf = buf;
-                if matches!(self.phase, Phase::Linger) {
-                    self.in_len = 0;
-                }
+                self.process_inbuf(env, self.in_len + n);
             }
             if n < asked && !self.hup && !self.is_tls() {
                 // A short read drained the socket, and a new arrival raises a new edge. (With
@@ -633,6 +637,18 @@ impl<S: Default + Send + 'static> Session<S> {
             }
         }
         env.resume.push(self.id.key as usize);
+    }
+
+    /// Feed `inbuf[..len]` to the core and keep what it leaves at the front of `inbuf`.
+    fn process_inbuf<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>, len: usize) {
+        let mut buf = std::mem::take(&mut self.inbuf);
+        let used = self.process(env, buf.get_mut(..len).unwrap_or_default());
+        buf.copy_within(used..len, 0);
+        self.in_len = len - used;
+        self.inbuf = buf;
+        if matches!(self.phase, Phase::Linger) {
+            self.in_len = 0;
+        }
     }
 
     /// Keep unconsumed input that arrived in the shared scratch buffer.
@@ -700,6 +716,17 @@ impl<S: Default + Send + 'static> Session<S> {
         let h = &mut **h;
         let mut pos = 0;
         loop {
+            if !h.in_body
+                && pos < data.len()
+                && self.out.len() - self.out_pos > env.config.write_high_water
+            {
+                // The next pipelined request waits, as unread bytes in the socket do, until
+                // the output drains: else one read of small requests could queue any amount
+                // of output.
+                self.held = true;
+                self.read_paused = true;
+                break;
+            }
             let mut slots = header_slots::<MAX_HEADER_SLOTS>();
             let input = data.get(pos..).unwrap_or_default();
             let (used, event) = match h.conn.handle_input(input, &mut slots) {
