@@ -538,7 +538,6 @@ fn a_drain_answers_in_flight_requests_closes_idle_ones_and_cuts_the_rest_at_the_
     );
     // The worker has ended: the join is immediate and clean.
     server.shutdown().unwrap();
-    assert!(TcpStream::connect(addr).is_err());
 }
 
 // ---- 5. read pause under large pipelined responses ----
