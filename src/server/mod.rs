@@ -39,6 +39,8 @@ mod buffer;
 mod clock;
 mod handler;
 mod session;
+#[cfg(test)]
+mod tests;
 mod timer;
 #[cfg(feature = "tls")]
 mod tls;
