@@ -67,9 +67,11 @@ fn closed_at(stream: &mut TcpStream) -> io::Result<Instant> {
 #[allow(clippy::disallowed_methods)] // The test times the server against the clock.
 fn a_keep_alive_longer_than_the_wheel_span_is_re_armed_until_it_passes() {
     let keep_alive = Duration::from_secs(2);
-    let mut config = Config::default();
-    config.workers = 1;
-    config.timer_slots = 8;
+    let mut config = Config {
+        workers: 1,
+        timer_slots: 8,
+        ..Config::default()
+    };
     config.timeouts.keep_alive = keep_alive;
     config.timeouts.header = Duration::from_secs(30);
     let handle = Server::new(config)
