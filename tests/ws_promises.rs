@@ -670,10 +670,12 @@ fn a_peer_close_behind_queued_output_gets_the_output_and_the_echo() {
     // Room for the bulk, and no pause in reading: the server sees the Close at once.
     config.max_write_buffer = 2 * BULK;
     config.write_high_water = 2 * BULK;
-    // Well above the slow reader's pause (the stall, then three close timeouts).
-    config.timeouts.write = Duration::from_secs(3);
     config.timeouts.close = close;
-    let (server, seen) = start(config);
+    let mut slow_reader = config.clone();
+    // Far above the reader's pause (the stall, then three close timeouts), however loaded
+    // the machine.
+    slow_reader.timeouts.write = Duration::from_secs(60);
+    let (server, seen) = start(slow_reader);
     let mut ws = small_window_client(server.addr(), "/bulk");
     let (bytes_out, _, sent) = wait_stall(&server, &seen);
     let queued: usize = (0..sent).map(|n| seq_message(n).len() + 4).sum();
@@ -683,18 +685,24 @@ fn a_peer_close_behind_queued_output_gets_the_output_and_the_echo() {
     );
     ws.close(None).unwrap();
     wait_until("the peer's Close to arrive", || !seen.closes().is_empty());
+    let peer_close = [("bulk", "Peer(None, \"\")".to_string())];
+    assert_eq!(seen.closes(), peer_close);
     // The peer reads nothing for several close timeouts, then everything.
     std::thread::sleep(3 * close);
     let n = read_to_close(&mut ws, 0);
     assert_eq!(n, sent, "messages lost at the end");
-    assert_eq!(seen.closes(), [("bulk", "Peer(None, \"\")".to_string())]);
     wait_connections(&server, 0);
+    assert_eq!(seen.closes(), peer_close);
+    server.shutdown().unwrap();
 
     // A peer that sends its Close and never reads again is dropped at the write timeout.
+    let mut non_reader = config;
+    non_reader.timeouts.write = Duration::from_secs(2);
+    let (server, seen) = start(non_reader);
     let mut ws = small_window_client(server.addr(), "/bulk");
-    wait_stall(&server, &seen);
     ws.close(None).unwrap();
+    wait_until("the peer's Close to arrive", || !seen.closes().is_empty());
     wait_connections(&server, 0);
-    assert_eq!(seen.closes().len(), 2);
+    assert_eq!(seen.closes(), peer_close);
     server.shutdown().unwrap();
 }
