@@ -26,7 +26,7 @@ use util::{upgrade_request, wait_until, WAIT};
 /// The longest sequence message.
 const SEQ_MAX_LEN: usize = 512 + 4096;
 /// What `/bulk` queues: more than the kernel's socket buffers hold.
-const BULK: usize = 16 << 20;
+const BULK: usize = 8 << 20;
 
 /// What the application saw.
 #[derive(Debug, Default)]
@@ -357,6 +357,7 @@ fn a_panic_in_on_open_aborts_that_connection_before_its_101() {
     wait_connections(&server, 2);
     // The WebSocket was opened, so `on_close` reports it, once, as abnormal.
     assert_eq!(seen.closes(), [("panic/open", "Abnormal".to_string())]);
+    drop(bystanders);
     server.shutdown().unwrap();
 }
 
@@ -377,6 +378,7 @@ fn a_panic_in_on_message_aborts_that_connection_without_a_close_frame() {
     assert_eq!(raw.frame().unwrap(), Got::Eof(0));
     bystanders.still_served();
     wait_connections(&server, 2);
+    drop(bystanders);
     server.shutdown().unwrap();
 }
 
@@ -411,6 +413,7 @@ fn a_panic_in_on_drain_ends_that_connection_after_what_was_flushed() {
     bystanders.still_served();
     wait_connections(&server, 2);
     assert_eq!(seen.closes(), [("panic/drain", "Abnormal".to_string())]);
+    drop(bystanders);
     server.shutdown().unwrap();
 }
 
@@ -451,6 +454,7 @@ fn a_panic_in_on_close_does_not_stop_the_close_handshake_or_the_worker() {
             ("panic/close", "Abnormal".to_string()),
         ]
     );
+    drop(bystanders);
     server.shutdown().unwrap();
 }
 
@@ -601,8 +605,8 @@ fn read_to_close(ws: &mut tungstenite::WebSocket<TcpStream>, mut n: u64) -> u64 
 
 /// The server streams numbered messages, pausing on `SendError::Full` and resuming on
 /// `on_drain`; the client stalls until the server is stuck at its bound, then reads on: every
-/// message arrives, in order and byte-exact, and `on_drain` refilled the buffer several times
-/// over after the stall.
+/// message arrives, in order and byte-exact, and `on_drain` refilled the buffer twice over
+/// after the stall.
 ///
 /// The bound (4 MiB) is above what the kernel takes from one wakeup to the next, so that the
 /// socket takes the output in pieces and the runtime keeps a partly written buffer.
@@ -626,10 +630,10 @@ fn after_a_stall_on_drain_resumes_the_stream_and_every_message_arrives_intact() 
         "the last Full came at {at_full} bytes buffered"
     );
 
-    // Read on until `on_drain` has produced three buffers' worth after the stall.
+    // Read on until `on_drain` has produced two buffers' worth after the stall.
     let mut after = 0;
     let mut n = 0;
-    while n < sent_at_stall || after < 3 * BOUND {
+    while n < sent_at_stall || after < 2 * BOUND {
         match ws.read() {
             Ok(tungstenite::Message::Binary(payload)) => {
                 assert!(payload[..] == seq_message(n)[..], "message {n} differs");
@@ -643,7 +647,7 @@ fn after_a_stall_on_drain_resumes_the_stream_and_every_message_arrives_intact() 
     }
     let drains = seen.drains.load(Ordering::SeqCst);
     assert!(
-        drains > drains_at_stall + 2,
+        drains >= drains_at_stall + 2,
         "on_drain was called {drains} times, {drains_at_stall} of them before the stall"
     );
 
