@@ -39,6 +39,8 @@ mod buffer;
 mod clock;
 mod handler;
 mod session;
+#[cfg(test)]
+mod tests;
 mod timer;
 #[cfg(feature = "tls")]
 mod tls;
@@ -139,6 +141,10 @@ pub struct Config {
     /// version can take over a port while the old one drains (a zero-downtime restart).
     /// Default `false`: such a port is reported as in use, as any other would be.
     pub share_port: bool,
+    /// Slots in each worker's timer wheel, one 100 ms tick each; a deadline further away than
+    /// the wheel's span fires early and is re-armed. Not a public setting: the crate's own
+    /// tests shorten the span to exercise that re-arming. Default 512 (51.2 s).
+    pub(crate) timer_slots: usize,
 }
 
 impl Default for Config {
@@ -154,6 +160,7 @@ impl Default for Config {
             backlog: 1024,
             nodelay: true,
             share_port: false,
+            timer_slots: timer::DEFAULT_SLOTS,
         }
     }
 }

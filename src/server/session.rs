@@ -290,7 +290,9 @@ impl<S: Default + Send + 'static> Session<S> {
             }
             Phase::Ws(ws) => {
                 if ws.ctl.closing {
-                    if now >= self.since + t.close {
+                    // Once the peer's Close is in, nothing is awaited from the peer: only
+                    // our output, which the write timeout bounds.
+                    if !ws.conn.is_closed() && now >= self.since + t.close {
                         ws.reason.get_or_insert(Ended::Timeout);
                         return self.teardown(env);
                     }
@@ -350,6 +352,8 @@ impl<S: Default + Send + 'static> Session<S> {
             Phase::Http(h) if h.in_body => Some(self.last_read + t.body),
             Phase::Http(_) if self.head_pending => Some(self.since + t.header),
             Phase::Http(_) => Some(self.since + t.keep_alive),
+            // The close handshake is done on the peer's side; the flush is timed by `write`.
+            Phase::Ws(ws) if ws.conn.is_closed() => None,
             Phase::Ws(ws) if ws.ctl.closing => Some(self.since + t.close),
             Phase::Ws(_) if self.ping_outstanding => Some(self.since + t.pong),
             Phase::Ws(_) => t.ping.map(|p| self.last_read + p),

@@ -265,6 +265,7 @@ impl<H: Handler> Worker<H> {
         );
         let clock = Clock::new();
         let workers = config.workers.max(1);
+        let wheel = TimerWheel::new(clock.now(), config.timer_slots);
         Ok(Worker {
             index,
             poll,
@@ -280,7 +281,7 @@ impl<H: Handler> Worker<H> {
             control,
             me,
             date: DateCache::new(clock.unix_secs()),
-            wheel: TimerWheel::new(clock.now()),
+            wheel,
             clock,
             topics: Topics::default(),
             stats: Stats::default(),
