@@ -43,14 +43,19 @@ fn next_message(ws: &mut WebSocket<TcpStream>) -> Message {
     }
 }
 
-/// The close frame the server sends, read until the connection ends.
+/// The code of the Close the server sends, read until the connection ends: tungstenite
+/// answers the Close, and the server must then end the TCP connection in order.
 fn close_code(ws: &mut WebSocket<TcpStream>) -> Option<u16> {
-    loop {
+    let code = loop {
         match ws.read() {
-            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
             Ok(_) => continue,
             Err(e) => panic!("connection ended without a Close: {e}"),
         }
+    };
+    match ws.read() {
+        Err(tungstenite::Error::ConnectionClosed) => code,
+        other => panic!("after the Close ({code:?}): {other:?}"),
     }
 }
 
@@ -119,6 +124,8 @@ fn fragments_are_reassembled_and_pings_answered_between_them() {
 fn close_codes_from_the_app_and_from_protocol_errors() {
     let mut config = test_config();
     config.limits.max_message = 1024;
+    // Long enough that a close seen within LATE is not this timer's.
+    config.timeouts.close = util::WAIT;
     let (server, seen) = start(config);
     let addr = server.addr();
 
@@ -126,6 +133,7 @@ fn close_codes_from_the_app_and_from_protocol_errors() {
     let mut ws = ws_connect(addr, "/ws");
     ws.send(Message::text("close:4001")).unwrap();
     assert_eq!(close_code(&mut ws), Some(4001));
+    drop(ws);
 
     // The client closes; the server echoes its code.
     let mut ws = ws_connect(addr, "/ws");
@@ -135,11 +143,13 @@ fn close_codes_from_the_app_and_from_protocol_errors() {
     }))
     .unwrap();
     assert_eq!(close_code(&mut ws), Some(1001));
+    drop(ws);
 
     // A message over max_message: 1009.
     let mut ws = ws_connect(addr, "/ws");
     ws.send(Message::binary(vec![0u8; 2048])).unwrap();
     assert_eq!(close_code(&mut ws), Some(1009));
+    drop(ws);
 
     // Raw frames for what tungstenite will not send: invalid UTF-8 (1007), an unmasked
     // client frame (1002), a reserved opcode (1002). Each is sent on a tungstenite connection
@@ -154,9 +164,22 @@ fn close_codes_from_the_app_and_from_protocol_errors() {
         let mut ws = ws_connect(addr, "/ws");
         ws.get_mut().write_all(frame).unwrap();
         assert_eq!(close_code(&mut ws), Some(code), "for {frame:x?}");
+        drop(ws);
         let mut ws = server.websocket("/ws").unwrap();
         ws.send_raw(frame).unwrap();
         ws.expect_close(code).unwrap();
+        // The kit answered the Close; the handshake is over, and the server closes the
+        // connection at once and in order.
+        let from = now();
+        let end = ws.raw().read_until_close().unwrap();
+        assert!(end.bytes.is_empty(), "for {frame:x?}: {:x?}", end.bytes);
+        assert_closed_at(
+            &format!("after the Close for {frame:x?}"),
+            &end,
+            HowClosed::Fin,
+            from,
+            Duration::ZERO,
+        );
     }
     wait_until("on_close for every connection", || {
         seen.closes.lock().unwrap().len() >= 3 + 2 * frames.len()
