@@ -6,7 +6,8 @@
 //!   (`Content-Length` or chunked).
 //! - [`WsClient`] is a WebSocket client built on berth's own client role: send messages,
 //!   expect messages and close codes.
-//! - [`RawClient`] writes hand-made (or malformed) bytes and reads what comes back.
+//! - [`RawClient`] writes hand-made (or malformed) bytes and reads what comes back, and tells
+//!   how and when the server ended the connection: an orderly close (FIN) or a reset (RST).
 //!
 //! Every read waits at most [`TIMEOUT`] by default, so a test that expects something the
 //! server never sends fails instead of hanging. This module does I/O, like
@@ -47,7 +48,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::handshake::ClientHandshake;
 use crate::http::header_slots;
@@ -225,17 +226,62 @@ impl RawClient {
         Ok(buf)
     }
 
-    /// Read until the server closes the connection (a reset counts as a close).
+    /// Read until the server closes the connection in order (its FIN), and return what
+    /// arrived before.
     ///
     /// # Errors
     ///
-    /// An I/O error, or a timeout if the server keeps the connection open.
+    /// An I/O error: [`io::ErrorKind::ConnectionReset`] if the server reset the connection
+    /// (an abortive close is not a close here; use [`RawClient::read_until_close`] to accept
+    /// either and be told which), or a timeout if the server keeps the connection open.
     pub fn read_to_end(&mut self) -> io::Result<Vec<u8>> {
         let mut all = Vec::new();
-        match self.stream.read_to_end(&mut all) {
-            Ok(_) => Ok(all),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(all),
-            Err(e) => Err(e),
+        self.stream.read_to_end(&mut all)?;
+        Ok(all)
+    }
+
+    /// Read until the connection ends, whether the server closed it in order (FIN) or reset
+    /// it (RST), and report the bytes read, how it ended and when.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::net::TcpListener;
+    /// use berth::testing::{HowClosed, RawClient};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let mut client = RawClient::connect(listener.local_addr()?)?;
+    /// let (mut server_side, _) = listener.accept()?;
+    /// server_side.write_all(b"bye")?;
+    /// drop(server_side); // close(2) with nothing unread: a FIN
+    /// let end = client.read_until_close()?;
+    /// assert_eq!((end.bytes.as_slice(), end.how), (&b"bye"[..], HowClosed::Fin));
+    ///
+    /// let mut client = RawClient::connect(listener.local_addr()?)?;
+    /// let (server_side, _) = listener.accept()?;
+    /// client.write(b"never read")?;
+    /// server_side.peek(&mut [0u8; 1])?; // the bytes have arrived...
+    /// drop(server_side); // ...and close(2) with bytes unread sends a reset
+    /// assert_eq!(client.read_until_close()?.how, HowClosed::Reset);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// An I/O error other than a reset, or a timeout (nothing for [`TIMEOUT`], or the
+    /// timeout set with [`RawClient::set_timeout`]) if the server keeps the connection open.
+    pub fn read_until_close(&mut self) -> io::Result<Ending> {
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Ok(Ending::now(bytes, HowClosed::Fin)),
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Ok(Ending::now(bytes, HowClosed::Reset))
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -256,6 +302,40 @@ impl RawClient {
         }
         pending.extend_from_slice(&buf[..n]);
         Ok(())
+    }
+}
+
+/// How a connection ended, as [`RawClient::read_until_close`] saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HowClosed {
+    /// An orderly close: the server's FIN arrived after everything it sent (a read returned 0).
+    Fin,
+    /// An abortive close: the server's RST (`ECONNRESET`), as `close(2)` sends when bytes it
+    /// never read are still queued; bytes it sent that were not yet read here may be lost.
+    Reset,
+}
+
+/// What [`RawClient::read_until_close`] read, and how and when the connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    /// The bytes read before the end.
+    pub bytes: Vec<u8>,
+    /// How the connection ended.
+    pub how: HowClosed,
+    /// When the end was seen (just after the read that reported it returned).
+    pub at: Instant,
+}
+
+impl Ending {
+    // A timestamp for the test's own assertions, not a time the runtime runs on.
+    #[allow(clippy::disallowed_methods)]
+    fn now(bytes: Vec<u8>, how: HowClosed) -> Self {
+        Ending {
+            bytes,
+            how,
+            at: Instant::now(),
+        }
     }
 }
 
@@ -425,6 +505,20 @@ impl HttpClient {
             body.extend_from_slice(&self.pending[line + 2..line + 2 + size]);
             self.pending.drain(..need);
         }
+    }
+
+    /// Read until the connection ends, as [`RawClient::read_until_close`]; the bytes include
+    /// any this client had read past the last response.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawClient::read_until_close`].
+    pub fn read_until_close(&mut self) -> io::Result<Ending> {
+        let mut ending = self.raw.read_until_close()?;
+        let mut bytes = core::mem::take(&mut self.pending);
+        bytes.append(&mut ending.bytes);
+        ending.bytes = bytes;
+        Ok(ending)
     }
 
     /// The underlying raw connection.

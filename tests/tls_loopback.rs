@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth::server::{CertSet, Config, Server, ServerHandle, TlsConfig};
+use berth::testing::HowClosed;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use tungstenite::Message;
 
-use util::{test_config, TestApp, WAIT};
+use util::{assert_closed_at, now, test_config, wait_until, TestApp, WAIT};
 
 struct Ca {
     params: CertificateParams,
@@ -172,7 +173,13 @@ fn after_the_close_handshake_a_tls_session_waits_for_the_peers_close_notify() {
     let ca = ca();
     let (cert, key) = leaf(&ca, &["a.example"]);
     let tls = TlsConfig::new(CertSet::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()).unwrap();
-    let (handle, addr) = start_tls(test_config(), &tls);
+    let mut config = test_config();
+    // One worker, so that a request on another connection orders its turns after ours.
+    config.workers = 1;
+    // A linger longer than any wait here: a close seen in this test is never its timer.
+    config.timeouts.close = 3 * WAIT;
+    let (handle, addr) = start_tls(config, &tls);
+    let control = handle.control();
     let stream = tls_connect(addr, &ca, "a.example").unwrap();
     let (mut ws, _) = tungstenite::client("wss://a.example/ws", stream).unwrap();
     ws.close(None).unwrap();
@@ -185,25 +192,33 @@ fn after_the_close_handshake_a_tls_session_waits_for_the_peers_close_notify() {
         }
     }
     // The server's Close, its close_notify and its FIN have all arrived, and our close_notify
-    // has not been sent: the server still holds the connection, so a late close_notify from
-    // here meets a socket that reads it rather than a reset.
-    let control = handle.control();
-    std::thread::sleep(Duration::from_millis(100));
+    // has not been sent. A request on a second connection is served in a later turn of the
+    // worker's loop than the one that sent them, and the counters published once it is
+    // counted show whether the server still holds the first connection.
+    let mut other = tls_connect(addr, &ca, "a.example").unwrap();
+    assert_eq!(get(&mut other, "/hello").0, "HTTP/1.1 200 OK");
+    wait_until("the second connection's request to be counted", || {
+        control.stats().requests == 2
+    });
     assert_eq!(
         control.stats().connections,
-        1,
+        2,
         "closed before the peer's EOF"
     );
+    // So a late close_notify from here meets a socket that reads it rather than a reset, and
+    // the connection ends at our EOF (not at the linger's timer).
     let mut stream = ws.into_inner();
     stream.conn.send_close_notify();
     stream.conn.complete_io(&mut stream.sock).unwrap();
     stream.sock.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut polls = 0;
-    while control.stats().connections != 0 {
-        polls += 1;
-        assert!(polls < 1000, "never closed after the peer's EOF");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("the close after the peer's EOF", || {
+        control.stats().connections == 1
+    });
+    assert!(
+        stream.sock.take_error().unwrap().is_none(),
+        "the server reset the connection"
+    );
+    drop(other);
     stop(handle);
 }
 
@@ -226,8 +241,21 @@ fn sni_chooses_between_two_certificates() {
     let b_der = CertificateDer::from_pem_slice(b_cert.as_bytes()).unwrap();
     assert_eq!(presented("a.example"), a_der.to_vec());
     assert_eq!(presented("b.example"), b_der.to_vec());
-    // A name with no certificate of its own gets the default, which the client refuses.
-    assert!(tls_connect(addr, &ca, "c.example").is_err());
+    // A name with no certificate of its own gets the default: a certificate from the trusted
+    // CA (so the handshake got that far), which the client refuses for its name.
+    let err = tls_connect(addr, &ca, "c.example").unwrap_err();
+    let cause = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    assert!(
+        matches!(
+            cause,
+            Some(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+            ))
+        ),
+        "{err:?}"
+    );
     stop(handle);
 }
 
@@ -262,14 +290,31 @@ fn plaintext_http_on_the_tls_port_is_closed_promptly() {
     let tls = TlsConfig::new(CertSet::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()).unwrap();
     let (handle, addr) = start_tls(test_config(), &tls);
     let mut raw = berth::testing::RawClient::connect(addr).unwrap();
+    let from = now();
     raw.write(b"GET /hello HTTP/1.1\r\nHost: a.example\r\n\r\n")
         .unwrap();
-    // An alert at most, never an HTTP response; then the close (well before any timeout).
-    let answer = raw.read_to_end().unwrap();
-    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
-    assert!(answer.len() < 64, "{} bytes", answer.len());
+    // One fatal decode_error alert record (RFC 8446 §6: content type 21, two bytes: level 2,
+    // description 50), never an HTTP response; then an orderly close at once, well before
+    // the header timeout (10 s here).
+    let end = raw.read_until_close().unwrap();
+    assert!(
+        matches!(
+            end.bytes[..],
+            [0x15, 0x03, 0x01 | 0x03, 0x00, 0x02, 0x02, 50]
+        ),
+        "not a fatal decode_error alert: {:x?}",
+        end.bytes
+    );
+    assert_closed_at(
+        "the plaintext client",
+        &end,
+        HowClosed::Fin,
+        from,
+        Duration::ZERO,
+    );
     // The listener still serves TLS.
-    assert!(tls_connect(addr, &ca, "a.example").is_ok());
+    let mut stream = tls_connect(addr, &ca, "a.example").unwrap();
+    assert_eq!(get(&mut stream, "/hello").0, "HTTP/1.1 200 OK");
     stop(handle);
 }
 
@@ -278,16 +323,32 @@ fn a_handshake_that_stalls_is_closed_at_the_timeout() {
     let ca = ca();
     let (cert, key) = leaf(&ca, &["a.example"]);
     let tls = TlsConfig::new(CertSet::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()).unwrap();
+    let header = Duration::from_millis(300);
     let mut config = test_config();
-    config.timeouts.header = Duration::from_millis(300);
+    config.timeouts.header = header;
     let (handle, addr) = start_tls(config, &tls);
+    // The deadline runs from the accept, which follows the connect. No 408 (there is no
+    // channel for it): the server closes, in order, with nothing sent.
+    let from = now();
     // The first bytes of a ClientHello record, and then nothing.
-    let mut raw = berth::testing::RawClient::connect(addr).unwrap();
-    raw.write(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
-    assert!(raw.read_to_end().unwrap().is_empty());
+    let mut stalled = berth::testing::RawClient::connect(addr).unwrap();
+    stalled
+        .write(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
     // A client that connects and sends nothing at all fares the same.
-    let mut silent = berth::testing::RawClient::connect(addr).unwrap();
-    assert!(silent.read_to_end().unwrap().is_empty());
+    let silent = berth::testing::RawClient::connect(addr).unwrap();
+    let ends: Vec<_> = [stalled, silent]
+        .map(|mut raw| std::thread::spawn(move || raw.read_until_close().unwrap()))
+        .into_iter()
+        .map(|reader| reader.join().unwrap())
+        .collect();
+    for (what, end) in ["the stalled handshake", "the silent client"]
+        .iter()
+        .zip(ends)
+    {
+        assert!(end.bytes.is_empty(), "{what}: {:x?}", end.bytes);
+        assert_closed_at(what, &end, HowClosed::Fin, from, header);
+    }
     stop(handle);
 }
 

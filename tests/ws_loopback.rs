@@ -4,16 +4,19 @@
 
 mod util;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::frame::coding::{CloseCode as TCode, Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
-use util::{start, test_config, upgrade_request, wait_until};
+use berth::testing::HowClosed;
+use util::{assert_at, assert_closed_at, now, start, test_config, upgrade_request, wait_until};
 
 /// A plain socket for tungstenite, with timeouts.
 fn tcp(addr: SocketAddr) -> TcpStream {
@@ -40,14 +43,19 @@ fn next_message(ws: &mut WebSocket<TcpStream>) -> Message {
     }
 }
 
-/// The close frame the server sends, read until the connection ends.
+/// The code of the Close the server sends, read until the connection ends: tungstenite
+/// answers the Close, and the server must then end the TCP connection in order.
 fn close_code(ws: &mut WebSocket<TcpStream>) -> Option<u16> {
-    loop {
+    let code = loop {
         match ws.read() {
-            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
             Ok(_) => continue,
             Err(e) => panic!("connection ended without a Close: {e}"),
         }
+    };
+    match ws.read() {
+        Err(tungstenite::Error::ConnectionClosed) => code,
+        other => panic!("after the Close ({code:?}): {other:?}"),
     }
 }
 
@@ -116,6 +124,8 @@ fn fragments_are_reassembled_and_pings_answered_between_them() {
 fn close_codes_from_the_app_and_from_protocol_errors() {
     let mut config = test_config();
     config.limits.max_message = 1024;
+    // Long enough that a close seen within LATE is not this timer's.
+    config.timeouts.close = util::WAIT;
     let (server, seen) = start(config);
     let addr = server.addr();
 
@@ -123,6 +133,7 @@ fn close_codes_from_the_app_and_from_protocol_errors() {
     let mut ws = ws_connect(addr, "/ws");
     ws.send(Message::text("close:4001")).unwrap();
     assert_eq!(close_code(&mut ws), Some(4001));
+    drop(ws);
 
     // The client closes; the server echoes its code.
     let mut ws = ws_connect(addr, "/ws");
@@ -132,25 +143,46 @@ fn close_codes_from_the_app_and_from_protocol_errors() {
     }))
     .unwrap();
     assert_eq!(close_code(&mut ws), Some(1001));
+    drop(ws);
 
     // A message over max_message: 1009.
     let mut ws = ws_connect(addr, "/ws");
     ws.send(Message::binary(vec![0u8; 2048])).unwrap();
     assert_eq!(close_code(&mut ws), Some(1009));
+    drop(ws);
 
     // Raw frames for what tungstenite will not send: invalid UTF-8 (1007), an unmasked
-    // client frame (1002), a reserved opcode (1002).
-    for (frame, code) in [
+    // client frame (1002), a reserved opcode (1002). Each is sent on a tungstenite connection
+    // and on one of berth's testing kit, so that the Close is read by a decoder other than
+    // berth's own as well.
+    let frames = [
         (&[0x81u8, 0x82, 0, 0, 0, 0, 0xc3, 0x28][..], 1007u16),
         (&[0x82u8, 0x01, 0x00][..], 1002),
         (&[0x83u8, 0x80, 0, 0, 0, 0][..], 1002),
-    ] {
+    ];
+    for (frame, code) in frames {
+        let mut ws = ws_connect(addr, "/ws");
+        ws.get_mut().write_all(frame).unwrap();
+        assert_eq!(close_code(&mut ws), Some(code), "for {frame:x?}");
+        drop(ws);
         let mut ws = server.websocket("/ws").unwrap();
         ws.send_raw(frame).unwrap();
         ws.expect_close(code).unwrap();
+        // The kit answered the Close; the handshake is over, and the server closes the
+        // connection at once and in order.
+        let from = now();
+        let end = ws.raw().read_until_close().unwrap();
+        assert!(end.bytes.is_empty(), "for {frame:x?}: {:x?}", end.bytes);
+        assert_closed_at(
+            &format!("after the Close for {frame:x?}"),
+            &end,
+            HowClosed::Fin,
+            from,
+            Duration::ZERO,
+        );
     }
     wait_until("on_close for every connection", || {
-        seen.closes.lock().unwrap().len() >= 6
+        seen.closes.lock().unwrap().len() >= 3 + 2 * frames.len()
     });
     let closes = seen.closes.lock().unwrap().clone();
     assert!(
@@ -225,6 +257,17 @@ fn handshake_refusals_carry_their_status() {
     assert_eq!(http.read_response().unwrap().status, 101);
     let ws = berth::testing::WsClient::connect(addr, "/ws/proto", &["a", "b"]).unwrap();
     assert_eq!(ws.protocol(), Some("b"));
+    // The same through tungstenite, which checks the choice against its offer.
+    let mut request = format!("ws://{addr}/ws/proto")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "a, b".parse().unwrap());
+    let (mut ws, response) = tungstenite::client(request, tcp(addr)).unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "b");
+    ws.send(Message::text("chosen")).unwrap();
+    assert_eq!(next_message(&mut ws), Message::text("chosen"));
     let mut http = server.http().unwrap();
     http.send_raw(&upgrade_request(
         "/ws/proto",
@@ -337,23 +380,55 @@ fn a_slow_reader_is_held_to_the_bounded_buffer_and_closed() {
 
 #[test]
 fn idle_connections_are_pinged_and_dead_ones_closed() {
+    let ping = Duration::from_millis(200);
+    let pong = Duration::from_millis(200);
     let mut config = test_config();
-    config.timeouts.ping = Some(Duration::from_millis(200));
-    config.timeouts.pong = Duration::from_millis(200);
+    config.timeouts.ping = Some(ping);
+    config.timeouts.pong = pong;
     let (server, seen) = start(config);
     let addr = server.addr();
-    // A live client gets pings (tungstenite answers them while reading).
+
+    // A client that upgrades and then never reads or writes: pinged after `ping` of silence,
+    // and closed `pong` after that without an answer. The server just closes the socket (no
+    // Close frame: the peer is presumed dead), in order, as nothing it sent is unread.
+    let from = now();
+    let mut silent = server.raw().unwrap();
+    silent.write(&upgrade_request("/ws", "")).unwrap();
+    let silent = std::thread::spawn(move || silent.read_until_close().unwrap());
+
+    // A client that answers every ping (tungstenite queues the pong and writes it on the next
+    // read) is pinged again each time it has been silent for `ping`, and stays connected for
+    // several ping + pong periods.
+    let mut last = now();
     let mut ws = ws_connect(addr, "/ws");
-    match ws.read().unwrap() {
-        Message::Ping(payload) => assert!(payload.is_empty()),
-        other => panic!("expected a ping, got {other:?}"),
+    for i in 0..6 {
+        match ws.read().unwrap() {
+            Message::Ping(payload) => assert!(payload.is_empty()),
+            other => panic!("expected ping {i}, got {other:?}"),
+        }
+        // The next ping comes `ping` after the server read our last frame, which was after
+        // the previous ping arrived here.
+        assert_at(&format!("ping {i}"), now(), last, ping);
+        last = now();
     }
-    // A client that never answers is closed as timed out.
-    let mut stream = server.raw().unwrap();
-    stream.write(&upgrade_request("/ws", "")).unwrap();
-    wait_until("the silent client to time out", || {
-        seen.closes.lock().unwrap().iter().any(|c| c == "Timeout")
-    });
+    ws.send(Message::text("still here")).unwrap();
+    assert_eq!(next_message(&mut ws), Message::text("still here"));
+
+    let end = silent.join().unwrap();
+    let head_end = end
+        .bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no upgrade response")
+        + 4;
+    assert!(end.bytes.starts_with(b"HTTP/1.1 101 "), "{:?}", end.bytes);
+    // Exactly one ping (FIN, opcode 9, unmasked, empty), and no Close frame.
+    assert_eq!(end.bytes[head_end..], [0x89, 0x00]);
+    assert_closed_at("the silent client", &end, HowClosed::Fin, from, ping + pong);
+    // Only the silent one was closed, as timed out.
+    assert_eq!(*seen.closes.lock().unwrap(), ["Timeout"]);
+    ws.close(None).unwrap();
+    assert_eq!(close_code(&mut ws), None);
     server.shutdown().unwrap();
 }
 

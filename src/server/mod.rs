@@ -316,8 +316,10 @@ impl Server {
     /// As [`Server::spawn`], or an error installing the signal handlers.
     pub fn run<H: Handler>(self, handler: H) -> io::Result<()> {
         use signal_hook::consts::{SIGINT, SIGTERM};
-        let handle = self.spawn(handler)?;
+        // The handlers (and the descriptors they use) come first: once the workers run they
+        // accept connections, and a burst at startup can take every descriptor left.
         let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+        let handle = self.spawn(handler)?;
         let stop = signals.handle();
         let control = handle.control();
         let watcher = std::thread::Builder::new()

@@ -415,12 +415,14 @@ impl<S: Default + Send + 'static> Session<S> {
             Phase::Linger => false,
         };
         if finished {
-            if matches!(&self.phase, Phase::Ws(ws) if ws.conn.is_closed())
+            if matches!(&self.phase, Phase::Ws(ws) if ws.conn.is_closed() && ws.conn.error().is_none())
                 && !self.pending()
                 && !self.is_tls()
             {
                 // The close handshake is complete: the peer sends nothing more, so the server
-                // closes the TCP connection at once (RFC 6455 §7.1.1), without lingering. Over
+                // closes the TCP connection at once (RFC 6455 §7.1.1), without lingering. After
+                // a protocol error it is not: the peer still answers our Close with its own,
+                // and closing before that arrives would answer it with a reset. Over
                 // TLS the peer still owes its close_notify, which may arrive after our Close:
                 // closing now would answer it with a reset that can destroy our Close frame
                 // unread at the peer, so a TLS session lingers (below) until the peer's EOF.

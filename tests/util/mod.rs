@@ -5,16 +5,20 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth::handshake::{HandshakeError, Upgrade};
 use berth::http::Request;
 use berth::server::{Closed, Config, Handler, Message, Responder, Sender, WebSocket};
-use berth::testing::TestServer;
+use berth::testing::{Ending, HowClosed, TestServer};
 use berth::ws::CloseCode;
 
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// How late past its deadline a timeout may be seen to act: the runtime's timer tick (100 ms),
+/// plus the scheduling delays of a loaded machine. A timeout acting early is never allowed.
+pub const LATE: Duration = Duration::from_millis(1000);
 
 /// What the test application saw, for assertions.
 #[derive(Debug, Default)]
@@ -213,6 +217,42 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The clock, for tests that check when something happened.
+#[allow(clippy::disallowed_methods)] // Tests measure the runtime from outside.
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// Assert that `end` is a close of kind `how` seen no earlier than `timeout` after `from` and
+/// no later than [`LATE`] after that. `from` must be taken before whatever starts the
+/// runtime's deadline (the connect, the request), so that the lower bound is exact.
+#[track_caller]
+pub fn assert_closed_at(
+    what: &str,
+    end: &Ending,
+    how: HowClosed,
+    from: Instant,
+    timeout: Duration,
+) {
+    assert_eq!(
+        end.how, how,
+        "{what}: the connection ended by {:?}",
+        end.how
+    );
+    assert_at(what, end.at, from, timeout);
+}
+
+/// Assert that `at` is no earlier than `timeout` after `from`, and at most [`LATE`] after that.
+#[track_caller]
+pub fn assert_at(what: &str, at: Instant, from: Instant, timeout: Duration) {
+    let after = at.saturating_duration_since(from);
+    assert!(
+        after >= timeout && after <= timeout + LATE,
+        "{what}: seen {after:?} after the start, outside [{timeout:?}, {:?}]",
+        timeout + LATE
+    );
 }
 
 #[path = "../../examples/support/stderr_log.rs"]
