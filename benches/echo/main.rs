@@ -29,14 +29,29 @@
 //! cargo bench --bench echo -- --only tls        # the TLS scenarios (tls-echo-16b, tls-handshakes)
 //! ```
 //!
+//! A row of the table is one whole round: the round whose primary figure (the rate, or memory
+//! per connection) is the median of the server's rounds, with that round's CPU times and client
+//! cost beside it (`sample.rs`, `median_round`), never figures from different rounds.
+//!
+//! A round counts as a sample only if the load generator exited with success, reported zero
+//! errors and produced the figure (`sample.rs`, `sample_from_report`). A round that fails
+//! (errors reported, a server that would not start, a load generator that failed) is printed
+//! as it happens, left out of the medians (a row from fewer rounds says so, e.g. `berth (2 of 3
+//! rounds)`), and the run goes on, so that a long run still reports what it measured; at the
+//! end every failed round is listed again with its reason and the bench exits with failure.
+//!
 //! Only loopback is used; every wait is bounded.
+
+mod sample;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
+
+use sample::{median_round, sample_from_report, Metric, Sample};
 
 /// One server under test.
 struct Server {
@@ -79,12 +94,6 @@ struct Scenario {
     scheme: &'static str,
     /// Over TLS: the servers get `--tls-cert` and `--tls-key`, the load generator `--ca`.
     tls: bool,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Metric {
-    Rate,
-    Memory,
 }
 
 const WS_SERVERS: &[Server] = &[BERTH, TOKIO_TUNGSTENITE, FASTWEBSOCKETS];
@@ -250,16 +259,6 @@ enum NoSample {
     NoTls(String),
 }
 
-/// What one round measured.
-#[derive(Clone, Copy, Default)]
-struct Sample {
-    value: f64,
-    per_server_cpu: f64,
-    per_client_cpu: f64,
-    server_cpu: f64,
-    client_cpu: f64,
-}
-
 struct Options {
     rounds: usize,
     duration: f64,
@@ -290,7 +289,7 @@ fn options() -> Options {
     o
 }
 
-fn main() {
+fn main() -> ExitCode {
     let opts = options();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -309,7 +308,8 @@ fn main() {
 
     let mut table = String::new();
     table.push_str(&format!(
-        "{machine}\n{} rounds of {} s per server and scenario, medians.\n\n",
+        "{machine}\n{} rounds of {} s per server and scenario; each row is the server's median \
+         round (by the first figure).\n\n",
         opts.rounds, opts.duration
     ));
     table.push_str(
@@ -329,6 +329,10 @@ fn main() {
         .iter()
         .filter(|s| opts.only.is_empty() || opts.only.iter().any(|o| picks(s, o)))
         .collect();
+    if selected.is_empty() {
+        eprintln!("echo bench: no scenario matches {:?}", opts.only);
+        return ExitCode::FAILURE;
+    }
     // One certificate for every TLS scenario of the run; its directory goes when `certs` drops.
     let certs = if selected.iter().any(|s| s.tls) {
         match Certs::make(&bin) {
@@ -342,6 +346,8 @@ fn main() {
     let mut no_tls: Vec<(&'static str, String)> = Vec::new();
     // What each server's TLS sessions negotiated, as the load generator reported it.
     let mut tls_notes: Vec<String> = Vec::new();
+    // Every round that failed, with its reason: they fail the run.
+    let mut failures: Vec<String> = Vec::new();
     let mut port = 19_100u16;
     for scenario in selected {
         eprintln!("== {}", scenario.what);
@@ -371,7 +377,13 @@ fn main() {
                         }
                     }
                     Err(NoSample::Failed(e)) => {
-                        eprintln!("   round {} {:>18}: failed: {e}", round + 1, server.name)
+                        eprintln!("   round {} {:>18}: FAILED: {e}", round + 1, server.name);
+                        failures.push(format!(
+                            "{} / {} / round {}: {e}",
+                            scenario.name,
+                            server.name,
+                            round + 1
+                        ));
                     }
                     Err(NoSample::NoTls(why)) => {
                         eprintln!(
@@ -383,9 +395,13 @@ fn main() {
                 }
             }
         }
-        let medians: Vec<Option<Sample>> = samples.iter().map(|s| median(s)).collect();
+        // Each server's median round, reported whole.
+        let medians: Vec<Option<Sample>> = samples
+            .iter()
+            .map(|s| median_round(s).map(|i| s[i]))
+            .collect();
         let berth = medians[0];
-        for (server, m) in scenario.servers.iter().zip(&medians) {
+        for ((server, m), counted) in scenario.servers.iter().zip(&medians).zip(&samples) {
             if scenario.tls && no_tls.iter().any(|(name, _)| *name == server.name) {
                 table.push_str(&format!(
                     "| {} | {} | skipped: no TLS flags | | | | | | |\n",
@@ -399,6 +415,17 @@ fn main() {
                     scenario.what, server.name
                 ));
                 continue;
+            };
+            // A row from fewer rounds than asked for says so.
+            let name = if counted.len() < opts.rounds {
+                format!(
+                    "{} ({} of {} rounds)",
+                    server.name,
+                    counted.len(),
+                    opts.rounds
+                )
+            } else {
+                server.name.to_string()
             };
             let (raw_ratio, cpu_ratio) = match (berth, scenario.metric) {
                 (Some(_), _) if server.name == "berth" => (String::new(), String::new()),
@@ -419,7 +446,7 @@ fn main() {
             table.push_str(&format!(
                 "| {} | {} | {:.0} | {} | {:.2} s | {:.2} s | {} | {} | {} |\n",
                 scenario.what,
-                server.name,
+                name,
                 m.value,
                 per_cpu,
                 m.server_cpu,
@@ -442,11 +469,31 @@ fn main() {
             "\n{name} skipped the TLS scenarios: it rejected the TLS flags ({why}).\n"
         ));
     }
+    if !failures.is_empty() {
+        table.push_str(&format!(
+            "\n{} failed and left out of the medians:\n\n",
+            rounds(failures.len())
+        ));
+        for failure in &failures {
+            table.push_str(&format!("- {failure}\n"));
+        }
+    }
     println!("\n{table}");
     if let Some(out) = opts.out {
         std::fs::write(&out, &table).expect("write the table");
         eprintln!("table written to {}", out.display());
     }
+    if failures.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "\necho bench FAILED: {} did not give a clean sample:",
+        rounds(failures.len())
+    );
+    for failure in &failures {
+        eprintln!("  {failure}");
+    }
+    ExitCode::FAILURE
 }
 
 /// Start `server` on `port`, run the load against it, stop it; the load's JSON as a sample,
@@ -527,16 +574,14 @@ fn run_once(
         let output = load
             .wait_with_output()
             .map_err(|e| failed(format!("load generator: {e}")))?;
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-            .map_err(|e| failed(format!("load generator output is not JSON ({e})")))?;
-        let errors = report["errors"]["total"].as_u64().unwrap_or(0);
-        if errors > 0 {
-            eprintln!(
-                "   ({} reported {errors} errors: {})",
-                server.name, report["errors"]
-            );
-        }
-        let number = |key: &str| report[key].as_f64().unwrap_or(0.0);
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+            failed(format!(
+                "load generator output is not JSON ({e}; it exited with {})",
+                output.status
+            ))
+        })?;
+        let sample =
+            sample_from_report(&report, output.status.code(), scenario.metric).map_err(failed)?;
         let session = report["tls"]["version"].as_str().map(|version| {
             let field = |key: &str| report["tls"][key].as_str().unwrap_or("?").to_string();
             format!(
@@ -546,19 +591,7 @@ fn run_once(
                 field("alpn")
             )
         });
-        Ok((
-            Sample {
-                value: match scenario.metric {
-                    Metric::Rate => number("ops_per_s"),
-                    Metric::Memory => number("server_rss_bytes_per_conn"),
-                },
-                per_server_cpu: number("ops_per_server_cpu_s"),
-                per_client_cpu: number("ops_per_client_cpu_s"),
-                server_cpu: number("server_cpu_s"),
-                client_cpu: number("client_cpu_s"),
-            },
-            session,
-        ))
+        Ok((sample, session))
     })();
     stop(&mut child);
     // What the server said during the run, where the plain scenarios would have shown it.
@@ -640,22 +673,9 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn median(samples: &[Sample]) -> Option<Sample> {
-    if samples.is_empty() {
-        return None;
-    }
-    let pick = |f: fn(&Sample) -> f64| {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    Some(Sample {
-        value: pick(|s| s.value),
-        per_server_cpu: pick(|s| s.per_server_cpu),
-        per_client_cpu: pick(|s| s.per_client_cpu),
-        server_cpu: pick(|s| s.server_cpu),
-        client_cpu: pick(|s| s.client_cpu),
-    })
+/// "1 round", "2 rounds".
+fn rounds(n: usize) -> String {
+    format!("{n} round{}", if n == 1 { "" } else { "s" })
 }
 
 fn machine_line(cores: usize, pin: bool) -> String {
