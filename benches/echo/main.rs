@@ -40,6 +40,16 @@
 //! rounds)`), and the run goes on, so that a long run still reports what it measured; at the
 //! end every failed round is listed again with its reason and the bench exits with failure.
 //!
+//! `--test` (what `cargo bench -- --test` passes to every bench) is a self-check, not a
+//! measurement: every scenario against every server once, with a few connections and a short
+//! window (each scenario's `check` load, message sizes unchanged, no warm-up), on servers built
+//! with the dev profile, which `cargo test` has already built. It fails as a full run does if
+//! any server did not answer, or answered with an error; it prints no table.
+//!
+//! ```text
+//! cargo bench --bench echo -- --test            # the self-check: 23 short runs, about 10 s
+//! ```
+//!
 //! Only loopback is used; every wait is bounded.
 
 mod sample;
@@ -89,6 +99,9 @@ struct Scenario {
     servers: &'static [Server],
     /// Load-generator arguments (the target, `--json` and `--server-pid` are added).
     load: &'static [&'static str],
+    /// The same load, scaled down for the `--test` self-check: a few connections, the same
+    /// message sizes.
+    check: &'static [&'static str],
     /// The figure compared: `ops_per_s`, or `server_rss_bytes_per_conn` for memory.
     metric: Metric,
     scheme: &'static str,
@@ -115,6 +128,15 @@ const SCENARIOS: &[Scenario] = &[
             "--in-flight",
             "1",
         ],
+        check: &[
+            "ws-echo",
+            "--conns",
+            "2",
+            "--size",
+            "16",
+            "--in-flight",
+            "1",
+        ],
         metric: Metric::Rate,
         scheme: "ws",
         tls: false,
@@ -127,6 +149,15 @@ const SCENARIOS: &[Scenario] = &[
             "ws-echo",
             "--conns",
             "100",
+            "--size",
+            "16",
+            "--in-flight",
+            "16",
+        ],
+        check: &[
+            "ws-echo",
+            "--conns",
+            "2",
             "--size",
             "16",
             "--in-flight",
@@ -149,6 +180,15 @@ const SCENARIOS: &[Scenario] = &[
             "--in-flight",
             "1",
         ],
+        check: &[
+            "ws-echo",
+            "--conns",
+            "2",
+            "--size",
+            "64k",
+            "--in-flight",
+            "1",
+        ],
         metric: Metric::Rate,
         scheme: "ws",
         tls: false,
@@ -158,6 +198,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "handshakes/s (connect, upgrade, close), 50 concurrent",
         servers: WS_SERVERS,
         load: &["handshake", "--conns", "50"],
+        check: &["handshake", "--conns", "2"],
         metric: Metric::Rate,
         scheme: "ws",
         tls: false,
@@ -167,6 +208,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "server RSS per idle WebSocket, 10,000 conns (bytes)",
         servers: WS_SERVERS,
         load: &["idle", "--idle", "10000", "--duration", "2"],
+        check: &["idle", "--idle", "20", "--duration", "0.2"],
         metric: Metric::Memory,
         scheme: "ws",
         tls: false,
@@ -176,6 +218,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "HTTP plaintext req/s, 100 conns, no pipelining",
         servers: HTTP_SERVERS,
         load: &["http", "--conns", "100", "--pipeline", "1"],
+        check: &["http", "--conns", "2", "--pipeline", "1"],
         metric: Metric::Rate,
         scheme: "http",
         tls: false,
@@ -185,6 +228,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "HTTP plaintext req/s, 100 conns, 16 pipelined",
         servers: HTTP_SERVERS,
         load: &["http", "--conns", "100", "--pipeline", "16"],
+        check: &["http", "--conns", "2", "--pipeline", "16"],
         metric: Metric::Rate,
         scheme: "http",
         tls: false,
@@ -202,6 +246,15 @@ const SCENARIOS: &[Scenario] = &[
             "--in-flight",
             "1",
         ],
+        check: &[
+            "ws-echo",
+            "--conns",
+            "2",
+            "--size",
+            "16",
+            "--in-flight",
+            "1",
+        ],
         metric: Metric::Rate,
         scheme: "wss",
         tls: true,
@@ -211,6 +264,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "TLS + WebSocket handshakes/s (connect, TLS, upgrade, close), 50 concurrent",
         servers: TLS_SERVERS,
         load: &["handshake", "--conns", "50"],
+        check: &["handshake", "--conns", "2"],
         metric: Metric::Rate,
         scheme: "wss",
         tls: true,
@@ -264,6 +318,8 @@ struct Options {
     duration: f64,
     only: Vec<String>,
     out: Option<PathBuf>,
+    /// `--test`: the self-check (one short round of each scenario's `check` load, no table).
+    test: bool,
 }
 
 fn options() -> Options {
@@ -272,6 +328,7 @@ fn options() -> Options {
         duration: 5.0,
         only: Vec::new(),
         out: None,
+        test: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -280,11 +337,17 @@ fn options() -> Options {
             "--duration" => o.duration = args.next().and_then(|v| v.parse().ok()).unwrap_or(5.0),
             "--only" => o.only.extend(args.next()),
             "--out" => o.out = args.next().map(PathBuf::from),
+            "--test" => o.test = true,
             // `cargo bench` passes `--bench`; a name filter is taken as --only.
             "--bench" => {}
             other if !other.starts_with('-') => o.only.push(other.to_string()),
             _ => {}
         }
+    }
+    if o.test {
+        // Long enough for every connection to open and trade a few messages.
+        o.rounds = 1;
+        o.duration = 0.3;
     }
     o
 }
@@ -293,14 +356,33 @@ fn main() -> ExitCode {
     let opts = options();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building the examples (release)...");
-    let built = Command::new(&cargo)
+    // The self-check needs servers that answer correctly, not fast ones: the dev profile,
+    // which `cargo test` builds anyway, instead of a second optimised build of every crate.
+    let (profile, profile_dir) = if opts.test {
+        ("dev", "debug")
+    } else {
+        ("release", "release")
+    };
+    eprintln!("building the examples ({profile} profile)...");
+    let mut build = Command::new(&cargo);
+    build
         .current_dir(root)
-        .args(["build", "--release", "--examples"])
-        .status()
-        .expect("run cargo");
+        .args(["build", "--profile", profile]);
+    for example in ["echo", "load", "gen_cert"]
+        .into_iter()
+        .chain([TOKIO_TUNGSTENITE, FASTWEBSOCKETS, HYPER].map(|s| s.example))
+    {
+        build.args(["--example", example]);
+    }
+    let built = build.status().expect("run cargo");
     assert!(built.success(), "building the examples failed");
-    let bin = root.join("target/release/examples");
+    // This bench runs from TARGET/release/deps, so TARGET is the target directory even when
+    // CARGO_TARGET_DIR moves it.
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join(profile_dir).join("examples");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = cores >= 2 && Command::new("taskset").arg("-V").output().is_ok();
     let machine = machine_line(cores, pin);
@@ -348,6 +430,8 @@ fn main() -> ExitCode {
     let mut tls_notes: Vec<String> = Vec::new();
     // Every round that failed, with its reason: they fail the run.
     let mut failures: Vec<String> = Vec::new();
+    // Rounds that counted, for the self-check's summary.
+    let mut passed = 0usize;
     let mut port = 19_100u16;
     for scenario in selected {
         eprintln!("== {}", scenario.what);
@@ -359,7 +443,13 @@ fn main() -> ExitCode {
                     continue;
                 }
                 port += 1;
-                match run_once(&bin, scenario, server, port, (opts.duration, pin), tls) {
+                let load = if opts.test {
+                    scenario.check
+                } else {
+                    scenario.load
+                };
+                let run = (load, opts.duration, opts.test, pin);
+                match run_once(&bin, scenario, server, port, run, tls) {
                     Ok((sample, session)) => {
                         eprintln!(
                             "   round {} {:>18}: {:>12.0}  ({:.0} per server CPU-s)",
@@ -369,6 +459,7 @@ fn main() -> ExitCode {
                             sample.per_server_cpu
                         );
                         samples[i].push(sample);
+                        passed += 1;
                         if let Some(session) = session {
                             let note = format!("{}: {session}", server.name);
                             if !tls_notes.contains(&note) {
@@ -478,10 +569,18 @@ fn main() -> ExitCode {
             table.push_str(&format!("- {failure}\n"));
         }
     }
-    println!("\n{table}");
-    if let Some(out) = opts.out {
-        std::fs::write(&out, &table).expect("write the table");
-        eprintln!("table written to {}", out.display());
+    if opts.test {
+        // A 0.3 s window on debug builds measures nothing worth a table.
+        eprintln!(
+            "\necho bench self-check: {passed} runs answered with no errors, {} failed",
+            failures.len()
+        );
+    } else {
+        println!("\n{table}");
+        if let Some(out) = opts.out {
+            std::fs::write(&out, &table).expect("write the table");
+            eprintln!("table written to {}", out.display());
+        }
     }
     if failures.is_empty() {
         return ExitCode::SUCCESS;
@@ -496,15 +595,15 @@ fn main() -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Start `server` on `port`, run the load against it, stop it; the load's JSON as a sample,
-/// and for TLS what the sessions negotiated. `tls` runs the scenario over TLS with those
-/// certificates.
+/// Start `server` on `port`, run `load` against it for `duration` seconds (`test`: with no
+/// warm-up), stop it; the load's JSON as a sample, and for TLS what the sessions negotiated.
+/// `tls` runs the scenario over TLS with those certificates.
 fn run_once(
     bin: &Path,
     scenario: &Scenario,
     server: &Server,
     port: u16,
-    (duration, pin): (f64, bool),
+    (load, duration, test, pin): (&[&str], f64, bool, bool),
     tls: Option<&Certs>,
 ) -> Result<(Sample, Option<String>), NoSample> {
     let failed = NoSample::Failed;
@@ -556,10 +655,13 @@ fn run_once(
         let url = format!("{}://{host}:{port}/", scenario.scheme);
         let pid = child.id().to_string();
         let duration = duration.to_string();
-        let mut args: Vec<&str> = scenario.load.to_vec();
+        let mut args: Vec<&str> = load.to_vec();
         args.extend(["--url", &url, "--json", "--quiet", "--server-pid", &pid]);
-        if !scenario.load.contains(&"--duration") {
+        if !load.contains(&"--duration") {
             args.extend(["--duration", &duration]);
+        }
+        if test {
+            args.extend(["--warmup", "0"]);
         }
         if let Some(certs) = tls {
             args.extend(["--ca", &certs.cert]);
