@@ -368,6 +368,25 @@ fn main() -> ExitCode {
     build
         .current_dir(root)
         .args(["build", "--profile", profile]);
+    // Cargo gives this process the package's variables (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...).
+    // Passed on to the inner cargo they reach build scripts that watch them (ring's does), which
+    // would then rebuild, and again at the next plain `cargo build`.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&&*key)
+        {
+            build.env_remove(&*key);
+        }
+    }
     for example in ["echo", "load", "gen_cert"]
         .into_iter()
         .chain([TOKIO_TUNGSTENITE, FASTWEBSOCKETS, HYPER].map(|s| s.example))
