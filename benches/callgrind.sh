@@ -10,10 +10,10 @@
 #   ITERATIONS  parses per function and input (default 100000)
 #   OUT_DIR     keep the callgrind.out.FUNCTION.INPUT files there, for callgrind_annotate
 #
-# Needs valgrind (with callgrind_annotate, which ships with it). Takes about a minute after the
-# build. The counts are deterministic for one build, but a change anywhere in the measured
-# binary can move them (fat LTO makes its inlining choices over the whole program): compare
-# counts from one build, and see benches/README.md.
+# Needs valgrind (with callgrind_annotate, which ships with it). Takes about 10 s after the
+# build. The counts are exact for one build, but fat LTO decides inlining over the whole
+# program, so a change anywhere in the binary, this harness included, can move them by a few
+# percent (see benches/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
