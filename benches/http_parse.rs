@@ -10,6 +10,9 @@
 //!
 //! Both parsers get 64 uninitialised header slots made the same way in each iteration, so
 //! neither pays for initialising headers the other skips.
+//!
+//! The inputs are in `benches/support/http_requests.rs`, shared with the `callgrind` bench,
+//! which counts the instructions of the same parses (`benches/callgrind.sh`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
@@ -17,30 +20,9 @@ use std::hint::black_box;
 use berth::http::{header_slots, Event, RequestParser, ServerConn, Status};
 use berth::Limits;
 
-/// A TechEmpower-plaintext-style request: 147 bytes, 3 headers.
-const PLAINTEXT: &[u8] = b"\
-GET /plaintext HTTP/1.1\r\n\
-Host: localhost:8080\r\n\
-Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,*/*;q=0.8\r\n\
-Connection: keep-alive\r\n\r\n";
-
-/// A browser navigation: 694 bytes, 14 headers.
-const BROWSER: &[u8] = b"\
-GET /articles/2024/sans-io-http-servers?ref=home&page=2 HTTP/1.1\r\n\
-Host: www.example.com\r\n\
-User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n\
-Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\n\
-Accept-Language: en-US,en;q=0.5\r\n\
-Accept-Encoding: gzip, deflate, br, zstd\r\n\
-Referer: https://www.example.com/\r\n\
-Connection: keep-alive\r\n\
-Cookie: session_id=8f14e45fceea167a5a36dedd4bea2543; theme=dark; consent=1; _ga=GA1.2.1234567890.1700000000; lang=en-US; tz=Europe%2FBerlin\r\n\
-Upgrade-Insecure-Requests: 1\r\n\
-Sec-Fetch-Dest: document\r\n\
-Sec-Fetch-Mode: navigate\r\n\
-Sec-Fetch-Site: same-origin\r\n\
-Sec-Fetch-User: ?1\r\n\
-Priority: u=0, i\r\n\r\n";
+#[path = "support/http_requests.rs"]
+mod requests;
+use requests::INPUTS;
 
 fn bench_input(c: &mut Criterion, name: &str, input: &'static [u8]) {
     let mut group = c.benchmark_group(name);
@@ -94,10 +76,11 @@ fn bench_input(c: &mut Criterion, name: &str, input: &'static [u8]) {
 }
 
 fn http_parse(c: &mut Criterion) {
-    // The group names carry the sizes; keep them honest.
-    assert_eq!((PLAINTEXT.len(), BROWSER.len()), (147, 694));
-    bench_input(c, "plaintext_147b", PLAINTEXT);
-    bench_input(c, "browser_694b", BROWSER);
+    for (name, input) in INPUTS {
+        // The group names carry the sizes; keep them honest.
+        assert!(name.ends_with(&format!("_{}b", input.len())), "{name}");
+        bench_input(c, name, input);
+    }
 }
 
 criterion_group!(benches, http_parse);

@@ -29,14 +29,39 @@
 //! cargo bench --bench echo -- --only tls        # the TLS scenarios (tls-echo-16b, tls-handshakes)
 //! ```
 //!
+//! A row of the table is one whole round: the round whose primary figure (the rate, or memory
+//! per connection) is the median of the server's rounds, with that round's CPU times and client
+//! cost beside it (`sample.rs`, `median_round`), never figures from different rounds.
+//!
+//! A round counts as a sample only if the load generator exited with success, reported zero
+//! errors and produced the figure (`sample.rs`, `sample_from_report`). A round that fails
+//! (errors reported, a server that would not start, a load generator that failed) is printed
+//! as it happens, left out of the medians (a row from fewer rounds says so, e.g. `berth (2 of 3
+//! rounds)`), and the run goes on, so that a long run still reports what it measured; at the
+//! end every failed round is listed again with its reason and the bench exits with failure.
+//!
+//! `--test` (what `cargo bench -- --test` passes to every bench) is a self-check, not a
+//! measurement: every scenario against every server once, with a few connections and a short
+//! window (each scenario's `check` load, message sizes unchanged, no warm-up), on servers built
+//! with the dev profile, which `cargo test` has already built. It fails as a full run does if
+//! any server did not answer, or answered with an error; it prints no table.
+//!
+//! ```text
+//! cargo bench --bench echo -- --test            # the self-check: 23 short runs, about 10 s
+//! ```
+//!
 //! Only loopback is used; every wait is bounded.
+
+mod sample;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
+
+use sample::{median_round, sample_from_report, Metric, Sample};
 
 /// One server under test.
 struct Server {
@@ -74,17 +99,14 @@ struct Scenario {
     servers: &'static [Server],
     /// Load-generator arguments (the target, `--json` and `--server-pid` are added).
     load: &'static [&'static str],
+    /// The same load, scaled down for the `--test` self-check: a few connections, the same
+    /// message sizes.
+    check: &'static [&'static str],
     /// The figure compared: `ops_per_s`, or `server_rss_bytes_per_conn` for memory.
     metric: Metric,
     scheme: &'static str,
     /// Over TLS: the servers get `--tls-cert` and `--tls-key`, the load generator `--ca`.
     tls: bool,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Metric {
-    Rate,
-    Memory,
 }
 
 const WS_SERVERS: &[Server] = &[BERTH, TOKIO_TUNGSTENITE, FASTWEBSOCKETS];
@@ -101,6 +123,15 @@ const SCENARIOS: &[Scenario] = &[
             "ws-echo",
             "--conns",
             "100",
+            "--size",
+            "16",
+            "--in-flight",
+            "1",
+        ],
+        check: &[
+            "ws-echo",
+            "--conns",
+            "2",
             "--size",
             "16",
             "--in-flight",
@@ -123,6 +154,15 @@ const SCENARIOS: &[Scenario] = &[
             "--in-flight",
             "16",
         ],
+        check: &[
+            "ws-echo",
+            "--conns",
+            "2",
+            "--size",
+            "16",
+            "--in-flight",
+            "16",
+        ],
         metric: Metric::Rate,
         scheme: "ws",
         tls: false,
@@ -140,6 +180,15 @@ const SCENARIOS: &[Scenario] = &[
             "--in-flight",
             "1",
         ],
+        check: &[
+            "ws-echo",
+            "--conns",
+            "2",
+            "--size",
+            "64k",
+            "--in-flight",
+            "1",
+        ],
         metric: Metric::Rate,
         scheme: "ws",
         tls: false,
@@ -149,6 +198,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "handshakes/s (connect, upgrade, close), 50 concurrent",
         servers: WS_SERVERS,
         load: &["handshake", "--conns", "50"],
+        check: &["handshake", "--conns", "2"],
         metric: Metric::Rate,
         scheme: "ws",
         tls: false,
@@ -158,6 +208,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "server RSS per idle WebSocket, 10,000 conns (bytes)",
         servers: WS_SERVERS,
         load: &["idle", "--idle", "10000", "--duration", "2"],
+        check: &["idle", "--idle", "20", "--duration", "0.2"],
         metric: Metric::Memory,
         scheme: "ws",
         tls: false,
@@ -167,6 +218,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "HTTP plaintext req/s, 100 conns, no pipelining",
         servers: HTTP_SERVERS,
         load: &["http", "--conns", "100", "--pipeline", "1"],
+        check: &["http", "--conns", "2", "--pipeline", "1"],
         metric: Metric::Rate,
         scheme: "http",
         tls: false,
@@ -176,6 +228,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "HTTP plaintext req/s, 100 conns, 16 pipelined",
         servers: HTTP_SERVERS,
         load: &["http", "--conns", "100", "--pipeline", "16"],
+        check: &["http", "--conns", "2", "--pipeline", "16"],
         metric: Metric::Rate,
         scheme: "http",
         tls: false,
@@ -193,6 +246,15 @@ const SCENARIOS: &[Scenario] = &[
             "--in-flight",
             "1",
         ],
+        check: &[
+            "ws-echo",
+            "--conns",
+            "2",
+            "--size",
+            "16",
+            "--in-flight",
+            "1",
+        ],
         metric: Metric::Rate,
         scheme: "wss",
         tls: true,
@@ -202,6 +264,7 @@ const SCENARIOS: &[Scenario] = &[
         what: "TLS + WebSocket handshakes/s (connect, TLS, upgrade, close), 50 concurrent",
         servers: TLS_SERVERS,
         load: &["handshake", "--conns", "50"],
+        check: &["handshake", "--conns", "2"],
         metric: Metric::Rate,
         scheme: "wss",
         tls: true,
@@ -250,21 +313,13 @@ enum NoSample {
     NoTls(String),
 }
 
-/// What one round measured.
-#[derive(Clone, Copy, Default)]
-struct Sample {
-    value: f64,
-    per_server_cpu: f64,
-    per_client_cpu: f64,
-    server_cpu: f64,
-    client_cpu: f64,
-}
-
 struct Options {
     rounds: usize,
     duration: f64,
     only: Vec<String>,
     out: Option<PathBuf>,
+    /// `--test`: the self-check (one short round of each scenario's `check` load, no table).
+    test: bool,
 }
 
 fn options() -> Options {
@@ -273,6 +328,7 @@ fn options() -> Options {
         duration: 5.0,
         only: Vec::new(),
         out: None,
+        test: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -281,27 +337,71 @@ fn options() -> Options {
             "--duration" => o.duration = args.next().and_then(|v| v.parse().ok()).unwrap_or(5.0),
             "--only" => o.only.extend(args.next()),
             "--out" => o.out = args.next().map(PathBuf::from),
+            "--test" => o.test = true,
             // `cargo bench` passes `--bench`; a name filter is taken as --only.
             "--bench" => {}
             other if !other.starts_with('-') => o.only.push(other.to_string()),
             _ => {}
         }
     }
+    if o.test {
+        // Long enough for every connection to open and trade a few messages.
+        o.rounds = 1;
+        o.duration = 0.3;
+    }
     o
 }
 
-fn main() {
+fn main() -> ExitCode {
     let opts = options();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building the examples (release)...");
-    let built = Command::new(&cargo)
+    // The self-check needs servers that answer correctly, not fast ones: the dev profile,
+    // which `cargo test` builds anyway, instead of a second optimised build of every crate.
+    let (profile, profile_dir) = if opts.test {
+        ("dev", "debug")
+    } else {
+        ("release", "release")
+    };
+    eprintln!("building the examples ({profile} profile)...");
+    let mut build = Command::new(&cargo);
+    build
         .current_dir(root)
-        .args(["build", "--release", "--examples"])
-        .status()
-        .expect("run cargo");
+        .args(["build", "--profile", profile]);
+    // Cargo gives this process the package's variables (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...).
+    // Passed on to the inner cargo they reach build scripts that watch them (ring's does), which
+    // would then rebuild, and again at the next plain `cargo build`.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&&*key)
+        {
+            build.env_remove(&*key);
+        }
+    }
+    for example in ["echo", "load", "gen_cert"]
+        .into_iter()
+        .chain([TOKIO_TUNGSTENITE, FASTWEBSOCKETS, HYPER].map(|s| s.example))
+    {
+        build.args(["--example", example]);
+    }
+    let built = build.status().expect("run cargo");
     assert!(built.success(), "building the examples failed");
-    let bin = root.join("target/release/examples");
+    // This bench runs from TARGET/release/deps, so TARGET is the target directory even when
+    // CARGO_TARGET_DIR moves it.
+    let target = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join(profile_dir).join("examples");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = cores >= 2 && Command::new("taskset").arg("-V").output().is_ok();
     let machine = machine_line(cores, pin);
@@ -309,7 +409,8 @@ fn main() {
 
     let mut table = String::new();
     table.push_str(&format!(
-        "{machine}\n{} rounds of {} s per server and scenario, medians.\n\n",
+        "{machine}\n{} rounds of {} s per server and scenario; each row is the server's median \
+         round (by the first figure).\n\n",
         opts.rounds, opts.duration
     ));
     table.push_str(
@@ -329,6 +430,10 @@ fn main() {
         .iter()
         .filter(|s| opts.only.is_empty() || opts.only.iter().any(|o| picks(s, o)))
         .collect();
+    if selected.is_empty() {
+        eprintln!("echo bench: no scenario matches {:?}", opts.only);
+        return ExitCode::FAILURE;
+    }
     // One certificate for every TLS scenario of the run; its directory goes when `certs` drops.
     let certs = if selected.iter().any(|s| s.tls) {
         match Certs::make(&bin) {
@@ -342,6 +447,10 @@ fn main() {
     let mut no_tls: Vec<(&'static str, String)> = Vec::new();
     // What each server's TLS sessions negotiated, as the load generator reported it.
     let mut tls_notes: Vec<String> = Vec::new();
+    // Every round that failed, with its reason: they fail the run.
+    let mut failures: Vec<String> = Vec::new();
+    // Rounds that counted, for the self-check's summary.
+    let mut passed = 0usize;
     let mut port = 19_100u16;
     for scenario in selected {
         eprintln!("== {}", scenario.what);
@@ -353,7 +462,13 @@ fn main() {
                     continue;
                 }
                 port += 1;
-                match run_once(&bin, scenario, server, port, (opts.duration, pin), tls) {
+                let load = if opts.test {
+                    scenario.check
+                } else {
+                    scenario.load
+                };
+                let run = (load, opts.duration, opts.test, pin);
+                match run_once(&bin, scenario, server, port, run, tls) {
                     Ok((sample, session)) => {
                         eprintln!(
                             "   round {} {:>18}: {:>12.0}  ({:.0} per server CPU-s)",
@@ -363,6 +478,7 @@ fn main() {
                             sample.per_server_cpu
                         );
                         samples[i].push(sample);
+                        passed += 1;
                         if let Some(session) = session {
                             let note = format!("{}: {session}", server.name);
                             if !tls_notes.contains(&note) {
@@ -371,7 +487,13 @@ fn main() {
                         }
                     }
                     Err(NoSample::Failed(e)) => {
-                        eprintln!("   round {} {:>18}: failed: {e}", round + 1, server.name)
+                        eprintln!("   round {} {:>18}: FAILED: {e}", round + 1, server.name);
+                        failures.push(format!(
+                            "{} / {} / round {}: {e}",
+                            scenario.name,
+                            server.name,
+                            round + 1
+                        ));
                     }
                     Err(NoSample::NoTls(why)) => {
                         eprintln!(
@@ -383,9 +505,13 @@ fn main() {
                 }
             }
         }
-        let medians: Vec<Option<Sample>> = samples.iter().map(|s| median(s)).collect();
+        // Each server's median round, reported whole.
+        let medians: Vec<Option<Sample>> = samples
+            .iter()
+            .map(|s| median_round(s).map(|i| s[i]))
+            .collect();
         let berth = medians[0];
-        for (server, m) in scenario.servers.iter().zip(&medians) {
+        for ((server, m), counted) in scenario.servers.iter().zip(&medians).zip(&samples) {
             if scenario.tls && no_tls.iter().any(|(name, _)| *name == server.name) {
                 table.push_str(&format!(
                     "| {} | {} | skipped: no TLS flags | | | | | | |\n",
@@ -399,6 +525,17 @@ fn main() {
                     scenario.what, server.name
                 ));
                 continue;
+            };
+            // A row from fewer rounds than asked for says so.
+            let name = if counted.len() < opts.rounds {
+                format!(
+                    "{} ({} of {} rounds)",
+                    server.name,
+                    counted.len(),
+                    opts.rounds
+                )
+            } else {
+                server.name.to_string()
             };
             let (raw_ratio, cpu_ratio) = match (berth, scenario.metric) {
                 (Some(_), _) if server.name == "berth" => (String::new(), String::new()),
@@ -419,7 +556,7 @@ fn main() {
             table.push_str(&format!(
                 "| {} | {} | {:.0} | {} | {:.2} s | {:.2} s | {} | {} | {} |\n",
                 scenario.what,
-                server.name,
+                name,
                 m.value,
                 per_cpu,
                 m.server_cpu,
@@ -442,22 +579,50 @@ fn main() {
             "\n{name} skipped the TLS scenarios: it rejected the TLS flags ({why}).\n"
         ));
     }
-    println!("\n{table}");
-    if let Some(out) = opts.out {
-        std::fs::write(&out, &table).expect("write the table");
-        eprintln!("table written to {}", out.display());
+    if !failures.is_empty() {
+        table.push_str(&format!(
+            "\n{} failed and left out of the medians:\n\n",
+            rounds(failures.len())
+        ));
+        for failure in &failures {
+            table.push_str(&format!("- {failure}\n"));
+        }
     }
+    if opts.test {
+        // A 0.3 s window on debug builds measures nothing worth a table.
+        eprintln!(
+            "\necho bench self-check: {passed} runs answered with no errors, {} failed",
+            failures.len()
+        );
+    } else {
+        println!("\n{table}");
+        if let Some(out) = opts.out {
+            std::fs::write(&out, &table).expect("write the table");
+            eprintln!("table written to {}", out.display());
+        }
+    }
+    if failures.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "\necho bench FAILED: {} did not give a clean sample:",
+        rounds(failures.len())
+    );
+    for failure in &failures {
+        eprintln!("  {failure}");
+    }
+    ExitCode::FAILURE
 }
 
-/// Start `server` on `port`, run the load against it, stop it; the load's JSON as a sample,
-/// and for TLS what the sessions negotiated. `tls` runs the scenario over TLS with those
-/// certificates.
+/// Start `server` on `port`, run `load` against it for `duration` seconds (`test`: with no
+/// warm-up), stop it; the load's JSON as a sample, and for TLS what the sessions negotiated.
+/// `tls` runs the scenario over TLS with those certificates.
 fn run_once(
     bin: &Path,
     scenario: &Scenario,
     server: &Server,
     port: u16,
-    (duration, pin): (f64, bool),
+    (load, duration, test, pin): (&[&str], f64, bool, bool),
     tls: Option<&Certs>,
 ) -> Result<(Sample, Option<String>), NoSample> {
     let failed = NoSample::Failed;
@@ -509,10 +674,13 @@ fn run_once(
         let url = format!("{}://{host}:{port}/", scenario.scheme);
         let pid = child.id().to_string();
         let duration = duration.to_string();
-        let mut args: Vec<&str> = scenario.load.to_vec();
+        let mut args: Vec<&str> = load.to_vec();
         args.extend(["--url", &url, "--json", "--quiet", "--server-pid", &pid]);
-        if !scenario.load.contains(&"--duration") {
+        if !load.contains(&"--duration") {
             args.extend(["--duration", &duration]);
+        }
+        if test {
+            args.extend(["--warmup", "0"]);
         }
         if let Some(certs) = tls {
             args.extend(["--ca", &certs.cert]);
@@ -527,16 +695,14 @@ fn run_once(
         let output = load
             .wait_with_output()
             .map_err(|e| failed(format!("load generator: {e}")))?;
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-            .map_err(|e| failed(format!("load generator output is not JSON ({e})")))?;
-        let errors = report["errors"]["total"].as_u64().unwrap_or(0);
-        if errors > 0 {
-            eprintln!(
-                "   ({} reported {errors} errors: {})",
-                server.name, report["errors"]
-            );
-        }
-        let number = |key: &str| report[key].as_f64().unwrap_or(0.0);
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+            failed(format!(
+                "load generator output is not JSON ({e}; it exited with {})",
+                output.status
+            ))
+        })?;
+        let sample =
+            sample_from_report(&report, output.status.code(), scenario.metric).map_err(failed)?;
         let session = report["tls"]["version"].as_str().map(|version| {
             let field = |key: &str| report["tls"][key].as_str().unwrap_or("?").to_string();
             format!(
@@ -546,19 +712,7 @@ fn run_once(
                 field("alpn")
             )
         });
-        Ok((
-            Sample {
-                value: match scenario.metric {
-                    Metric::Rate => number("ops_per_s"),
-                    Metric::Memory => number("server_rss_bytes_per_conn"),
-                },
-                per_server_cpu: number("ops_per_server_cpu_s"),
-                per_client_cpu: number("ops_per_client_cpu_s"),
-                server_cpu: number("server_cpu_s"),
-                client_cpu: number("client_cpu_s"),
-            },
-            session,
-        ))
+        Ok((sample, session))
     })();
     stop(&mut child);
     // What the server said during the run, where the plain scenarios would have shown it.
@@ -640,22 +794,9 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn median(samples: &[Sample]) -> Option<Sample> {
-    if samples.is_empty() {
-        return None;
-    }
-    let pick = |f: fn(&Sample) -> f64| {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    Some(Sample {
-        value: pick(|s| s.value),
-        per_server_cpu: pick(|s| s.per_server_cpu),
-        per_client_cpu: pick(|s| s.per_client_cpu),
-        server_cpu: pick(|s| s.server_cpu),
-        client_cpu: pick(|s| s.client_cpu),
-    })
+/// "1 round", "2 rounds".
+fn rounds(n: usize) -> String {
+    format!("{n} round{}", if n == 1 { "" } else { "s" })
 }
 
 fn machine_line(cores: usize, pin: bool) -> String {
