@@ -245,6 +245,21 @@ impl ServerConn {
         cut
     }
 
+    /// The peer did not send the request in time: the runtime's deadline for a request head
+    /// (or for the first request after the accept), or for the rest of a body, passed. The core
+    /// keeps no clock, so the runtime owns those deadlines and reports the one that passed.
+    ///
+    /// The connection fails with [`ParseError::Timeout`], as if the peer had sent something
+    /// unacceptable: answer it with [`ServerConn::write_error`] (a `408`, unless a response has
+    /// started) and close. A connection that has already failed keeps its first error, and one
+    /// that has switched protocols is not affected.
+    pub fn handle_timeout(&mut self) {
+        if !matches!(self.recv, Recv::Failed(_) | Recv::Upgraded) {
+            self.recv = Recv::Failed(ParseError::Timeout);
+            self.keep_alive = false;
+        }
+    }
+
     /// Start draining for a graceful shutdown: responses from now on carry
     /// `Connection: close`, and a connection between requests closes at once.
     pub fn start_drain(&mut self) {
@@ -451,10 +466,11 @@ impl ServerConn {
         Ok(())
     }
 
-    /// After [`handle_input`](ServerConn::handle_input) failed, write the error response the
+    /// After [`handle_input`](ServerConn::handle_input) failed, or
+    /// [`handle_timeout`](ServerConn::handle_timeout) was called, write the error response the
     /// [`ParseError`] calls for (`Connection: close`, no body). Returns whether anything was
-    /// written: nothing is when the connection has not failed or a response had already
-    /// started, in which case the runtime just closes.
+    /// written: nothing is when the connection has not failed, a response had already started,
+    /// or the error response was already written, in which case the runtime just closes.
     pub fn write_error(&mut self, date: &DateCache, out: &mut Vec<u8>) -> bool {
         let Recv::Failed(e) = self.recv else {
             return false;

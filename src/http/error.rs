@@ -6,7 +6,8 @@
 
 use core::fmt;
 
-/// The peer sent something that is not an acceptable HTTP/1.1 request.
+/// The peer sent something that is not an acceptable HTTP/1.1 request, or did not send it in
+/// time.
 ///
 /// The connection that produced it must be answered with [`ParseError::status`] (when no
 /// response has started yet) and then closed: once a [`ServerConn`](super::ServerConn) has
@@ -75,6 +76,10 @@ pub enum ParseError {
     HeadTooLarge,
     /// A body over [`Limits::max_body`](crate::Limits); refused before it is read. 413.
     BodyTooLarge,
+    /// The request head or body did not arrive in time. The core keeps no clock: the runtime
+    /// reports a deadline that passed with
+    /// [`ServerConn::handle_timeout`](super::ServerConn::handle_timeout). 408.
+    Timeout,
 }
 
 impl ParseError {
@@ -93,6 +98,7 @@ impl ParseError {
             UnsupportedExpectation => 417,
             RequestLineTooLong => 414,
             BodyTooLarge => 413,
+            Timeout => 408,
             TooManyHeaders | HeaderLineTooLong | HeadTooLarge | TrailersTooLarge => 431,
             BareNewline
             | InvalidRequestLine
@@ -149,6 +155,7 @@ impl ParseError {
             HeaderLineTooLong => "header field line too long",
             HeadTooLarge => "request head too large",
             BodyTooLarge => "request body too large",
+            Timeout => "request timed out",
         }
     }
 }

@@ -518,6 +518,7 @@ fn every_error_has_a_client_or_server_error_status() {
         HeaderLineTooLong,
         HeadTooLarge,
         BodyTooLarge,
+        Timeout,
     ] {
         assert!(matches!(e.status(), 400..=505), "{e:?}");
         assert!(!reason_phrase(e.status()).is_empty(), "{e:?}");
@@ -1035,6 +1036,106 @@ fn parse_errors_are_sticky_and_answered_once() {
         "HTTP/1.1 400 Bad Request\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     assert!(d.conn.is_closed());
+}
+
+const TIMEOUT_408: &str = "HTTP/1.1 408 Request Timeout\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+#[test]
+fn a_timeout_after_a_partial_head_is_answered_408_and_closes() {
+    let mut d = Driver::new(b"GET / HTTP/1.1\r\nHo");
+    assert_eq!(d.next().unwrap(), Ev::NeedData);
+    d.conn.handle_timeout();
+    assert_eq!(d.conn.error(), Some(ParseError::Timeout));
+    assert!(d.conn.is_closed());
+    assert!(!d.conn.is_keep_alive());
+    assert!(d.conn.write_error(&d.date, &mut d.out));
+    assert_eq!(d.take_out(), TIMEOUT_408);
+}
+
+#[test]
+fn a_timeout_before_any_byte_or_mid_body_is_answered_408() {
+    // The first request never came.
+    let mut d = Driver::new(b"");
+    d.conn.handle_timeout();
+    assert!(d.conn.write_error(&d.date, &mut d.out));
+    assert_eq!(d.take_out(), TIMEOUT_408);
+
+    // The body stopped arriving before anything was answered.
+    let mut d = Driver::new(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nabc");
+    assert_eq!(
+        d.run().unwrap(),
+        [req("POST", "/"), Ev::Data(b"abc".to_vec()), Ev::NeedData]
+    );
+    d.conn.handle_timeout();
+    assert!(d.conn.write_error(&d.date, &mut d.out));
+    assert_eq!(d.take_out(), TIMEOUT_408);
+    assert!(d.conn.is_closed());
+}
+
+#[test]
+fn a_timeout_is_not_answered_once_a_response_has_started() {
+    let mut d = Driver::new(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nabc");
+    d.run().unwrap();
+    let head = ResponseHead {
+        status: 200,
+        headers: &[],
+        body: ResponseBody::Chunked,
+        close: false,
+    };
+    d.conn.write_head(&head, &d.date, &mut d.out).unwrap();
+    d.take_out();
+    d.conn.handle_timeout();
+    assert!(!d.conn.write_error(&d.date, &mut d.out));
+    assert!(d.out.is_empty());
+    assert!(d.conn.is_closed());
+    assert_eq!(d.conn.error(), Some(ParseError::Timeout));
+}
+
+#[test]
+fn the_timeout_error_is_sticky_and_does_not_replace_an_earlier_one() {
+    let mut d = Driver::new(b"GET / HTTP/1.1\r\n");
+    d.next().unwrap();
+    d.conn.handle_timeout();
+    // Bytes that arrive after the deadline are not parsed.
+    d.input.extend_from_slice(b"Host: a\r\n\r\n");
+    assert_eq!(d.next(), Err(ParseError::Timeout));
+    assert_eq!(d.next(), Err(ParseError::Timeout));
+    assert!(!d.conn.handle_eof());
+    assert_eq!(d.conn.error(), Some(ParseError::Timeout));
+    assert!(d.conn.write_error(&d.date, &mut d.out));
+    d.conn.handle_timeout();
+    assert!(!d.conn.write_error(&d.date, &mut d.out));
+    assert_eq!(d.take_out(), TIMEOUT_408);
+
+    // A parse error came first: it stays, and is answered once.
+    let mut d = Driver::new(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n");
+    assert_eq!(d.next(), Err(ParseError::InvalidContentLength));
+    d.conn.handle_timeout();
+    assert_eq!(d.conn.error(), Some(ParseError::InvalidContentLength));
+    assert!(d.conn.write_error(&d.date, &mut d.out));
+    d.conn.handle_timeout();
+    assert!(!d.conn.write_error(&d.date, &mut d.out));
+    assert!(d.take_out().starts_with("HTTP/1.1 400 Bad Request\r\n"));
+}
+
+#[test]
+fn a_timeout_does_not_touch_a_switched_connection() {
+    let mut d = Driver::new(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    );
+    d.next().unwrap();
+    let head = ResponseHead {
+        status: 101,
+        headers: &[("Upgrade", b"websocket")],
+        body: ResponseBody::Empty,
+        close: false,
+    };
+    d.conn.write_head(&head, &d.date, &mut d.out).unwrap();
+    d.take_out();
+    d.conn.handle_timeout();
+    assert_eq!(d.conn.error(), None);
+    assert!(!d.conn.write_error(&d.date, &mut d.out));
+    assert_eq!(d.next().unwrap(), Ev::Upgraded);
 }
 
 #[test]

@@ -274,7 +274,7 @@ impl<S: Default + Send + 'static> Session<S> {
             Phase::Http(h) => {
                 if h.in_body {
                     if now >= self.last_read + t.body {
-                        self.write_timeout_response(env.date);
+                        self.request_timed_out(env.date, env.pool);
                     }
                 } else if self.head_pending {
                     if now >= self.since + t.header {
@@ -282,7 +282,7 @@ impl<S: Default + Send + 'static> Session<S> {
                             log::debug!("{}: TLS handshake timed out", self.id);
                             return self.teardown(env);
                         }
-                        self.write_timeout_response(env.date);
+                        self.request_timed_out(env.date, env.pool);
                     }
                 } else if !self.pending() && now >= self.since + t.keep_alive {
                     return self.teardown(env);
@@ -320,19 +320,15 @@ impl<S: Default + Send + 'static> Session<S> {
         self.after(env)
     }
 
-    /// 408 and close, for a head or body that did not arrive in time.
-    fn write_timeout_response(&mut self, date: &DateCache) {
-        if let Phase::Http(h) = &self.phase {
-            if !h.exchange.started {
-                self.out
-                    .extend_from_slice(b"HTTP/1.1 408 Request Timeout\r\nDate: ");
-                self.out.extend_from_slice(date.as_bytes());
-                self.out
-                    .extend_from_slice(b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            }
+    /// A head or body did not arrive in time: the core fails the connection, answers 408
+    /// unless a response has started, and reports itself closed.
+    fn request_timed_out(&mut self, date: &DateCache, pool: &mut Pool) {
+        if let Phase::Http(h) = &mut self.phase {
+            h.conn.handle_timeout();
+            take_buffer(&mut self.out, pool);
+            h.conn.write_error(date, &mut self.out);
         }
         log::debug!("{}: request timed out", self.id);
-        self.close_after_flush = true;
     }
 
     /// Arm this session's timer for its next deadline, if it has none that early.
@@ -741,7 +737,6 @@ impl<S: Default + Send + 'static> Session<S> {
                     log::debug!("{}: bad request: {e}", self.id);
                     take_buffer(&mut self.out, env.pool);
                     h.conn.write_error(env.date, &mut self.out);
-                    self.close_after_flush = true;
                     return (data.len(), false);
                 }
             };
