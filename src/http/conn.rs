@@ -80,6 +80,9 @@ enum Send {
     Ready,
     /// The response head is written; the body is in progress.
     Body(OutBody),
+    /// The response is complete but the request body is still arriving: the exchange ends,
+    /// and the next request is read, once the body has ended.
+    Ended,
 }
 
 /// Facts about the request being answered that the response writer needs.
@@ -192,7 +195,7 @@ impl ServerConn {
                 }
             },
             Recv::Length(0) => {
-                self.recv = Recv::Done;
+                self.end_body();
                 Ok((0, Event::End(Trailers::default())))
             }
             Recv::Length(remaining) => {
@@ -207,7 +210,7 @@ impl ServerConn {
                 (used, Chunk::Data(data)) => Ok((used, Event::Data(data))),
                 (used, Chunk::NeedData) => Ok((used, Event::NeedData)),
                 (used, Chunk::End(trailers)) => {
-                    self.recv = Recv::Done;
+                    self.end_body();
                     Ok((used, Event::End(trailers)))
                 }
             },
@@ -231,6 +234,28 @@ impl ServerConn {
         };
     }
 
+    /// The request body has been read to its end.
+    fn end_body(&mut self) {
+        self.recv = Recv::Done;
+        if self.send == Send::Ended {
+            self.end_exchange();
+        }
+    }
+
+    /// The response is complete: wait for the next request if both the request was read to
+    /// its end and the connection persists, else close.
+    fn end_exchange(&mut self) {
+        self.send = Send::Idle;
+        self.recv = match self.recv {
+            Recv::Done if self.keep_alive => Recv::Head,
+            Recv::Failed(e) => Recv::Failed(e),
+            _ => {
+                self.keep_alive = false;
+                Recv::Closed
+            }
+        };
+    }
+
     /// The peer closed its sending side. Returns `true` if that cut a request short.
     pub fn handle_eof(&mut self) -> bool {
         let cut = match self.recv {
@@ -240,6 +265,10 @@ impl ServerConn {
         };
         if !matches!(self.recv, Recv::Failed(_) | Recv::Upgraded) {
             self.recv = Recv::Closed;
+        }
+        if self.send == Send::Ended {
+            // The response is out; the rest of its request will not come.
+            self.send = Send::Idle;
         }
         self.keep_alive = false;
         cut
@@ -283,6 +312,24 @@ impl ServerConn {
     /// Will the connection stay open after the current exchange, as far as is known now?
     pub fn is_keep_alive(&self) -> bool {
         self.keep_alive
+    }
+
+    /// Is a request body being read: a request head was read and [`Event::End`] has not been
+    /// reported yet? Input goes to the body until it is (the runtime times it with its body
+    /// deadline rather than its header deadline).
+    pub fn wants_body(&self) -> bool {
+        matches!(self.recv, Recv::Length(_) | Recv::Chunked(_))
+    }
+
+    /// Is a request waiting for its response head ([`ServerConn::write_head`])?
+    pub fn wants_response(&self) -> bool {
+        self.send == Send::Ready
+    }
+
+    /// Has the current response been started and not yet ended: its head is written and
+    /// [`ServerConn::write_end`] is still due?
+    pub fn is_response_open(&self) -> bool {
+        matches!(self.send, Send::Body(_))
     }
 
     /// The error the connection failed with, if it did.
@@ -438,8 +485,11 @@ impl ServerConn {
     /// Finish the current response: write the last chunk if chunked, and make the connection
     /// ready for the next request (or closed, if it will not persist).
     ///
-    /// If the request body has not been read to its end, the connection closes: its remaining
-    /// bytes cannot be told apart from the next request without reading them.
+    /// A response may end before its request body has been read to its end (an early answer,
+    /// such as a 413 or a redirect). The response is then complete on the wire, and the
+    /// connection goes on reporting the body, which must be read to tell it apart from the
+    /// next request; after its [`Event::End`] the next request is read as usual (or the
+    /// connection closes, if it will not persist).
     ///
     /// # Errors
     ///
@@ -454,15 +504,11 @@ impl ServerConn {
             OutBody::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
             _ => {}
         }
-        self.send = Send::Idle;
-        self.recv = match self.recv {
-            Recv::Done if self.keep_alive => Recv::Head,
-            Recv::Failed(e) => Recv::Failed(e),
-            _ => {
-                self.keep_alive = false;
-                Recv::Closed
-            }
-        };
+        if self.wants_body() {
+            self.send = Send::Ended;
+        } else {
+            self.end_exchange();
+        }
         Ok(())
     }
 
@@ -475,7 +521,7 @@ impl ServerConn {
         let Recv::Failed(e) = self.recv else {
             return false;
         };
-        if matches!(self.send, Send::Body(_)) || self.error_written {
+        if matches!(self.send, Send::Body(_) | Send::Ended) || self.error_written {
             return false;
         }
         write_status_line(out, e.status());

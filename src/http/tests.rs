@@ -984,12 +984,171 @@ fn expect_continue_is_written_once_before_the_final_response() {
 }
 
 #[test]
-fn responding_before_the_body_is_read_closes_the_connection() {
+fn a_response_ended_before_the_body_is_read_keeps_the_connection_alive() {
     let mut d = Driver::new(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
     assert_eq!(d.next().unwrap(), req("POST", "/"));
-    d.respond(413, b"");
+    assert!(d.conn.wants_body() && d.conn.wants_response());
+    d.respond(200, b"early");
+    assert!(!d.conn.wants_response() && !d.conn.is_response_open());
+    assert!(!d.conn.is_closed() && d.conn.is_keep_alive());
+    assert_eq!(
+        d.take_out(),
+        "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nearly"
+    );
+    // The rest of the body is still reported (it must be read to find the next request)...
+    assert_eq!(d.run().unwrap(), [Ev::Data(b"abc".to_vec()), Ev::NeedData]);
+    assert!(d.conn.wants_body());
+    // ...and the request after it is read without waiting for another response.
+    d.input
+        .extend_from_slice(b"defghijGET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(
+        d.run().unwrap(),
+        [
+            Ev::Data(b"defghij".to_vec()),
+            Ev::End(vec![]),
+            req("GET", "/next"),
+            Ev::End(vec![]),
+            Ev::Paused
+        ]
+    );
+    d.respond(200, b"next");
+    assert!(d.take_out().ends_with("Content-Length: 4\r\n\r\nnext"));
+    assert_eq!(d.next().unwrap(), Ev::NeedData);
+    assert!(!d.conn.is_closed());
+}
+
+#[test]
+fn an_early_chunked_response_ends_on_the_wire_at_once() {
+    let mut d = Driver::new(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+    );
+    assert_eq!(d.next().unwrap(), req("POST", "/"));
+    let head = ResponseHead {
+        status: 200,
+        headers: &[],
+        body: ResponseBody::Chunked,
+        close: false,
+    };
+    d.conn.write_head(&head, &d.date, &mut d.out).unwrap();
+    assert!(d.conn.is_response_open());
+    d.conn.write_body(b"hi", &mut d.out).unwrap();
+    d.conn.write_end(&mut d.out).unwrap();
+    assert!(d.take_out().ends_with("\r\n\r\n2\r\nhi\r\n0\r\n\r\n"));
+    // The response is over: nothing more may be written for it.
+    assert_eq!(
+        d.conn.write_body(b"x", &mut d.out),
+        Err(ResponseError::NoResponse)
+    );
+    assert_eq!(d.conn.write_end(&mut d.out), Err(ResponseError::NoResponse));
+    assert!(!d.conn.write_continue(&mut d.out));
+    assert!(d.out.is_empty());
+    d.input.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(
+        d.run().unwrap(),
+        [Ev::Data(b"abc".to_vec()), Ev::End(vec![]), Ev::NeedData]
+    );
+    assert!(!d.conn.wants_body() && !d.conn.wants_response());
+}
+
+#[test]
+fn an_early_response_that_closes_still_reads_the_body_then_closes() {
+    let mut d = Driver::new(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nab");
+    assert_eq!(d.next().unwrap(), req("POST", "/"));
+    let head = ResponseHead {
+        status: 413,
+        headers: &[],
+        body: ResponseBody::Empty,
+        close: true,
+    };
+    d.conn.write_head(&head, &d.date, &mut d.out).unwrap();
+    d.conn.write_end(&mut d.out).unwrap();
+    assert!(d.take_out().ends_with("Connection: close\r\n\r\n"));
+    assert!(!d.conn.is_closed());
+    assert_eq!(d.run().unwrap(), [Ev::Data(b"ab".to_vec()), Ev::NeedData]);
+    d.input.extend_from_slice(b"cGET / HTTP/1.1\r\n");
+    assert_eq!(
+        d.run().unwrap(),
+        [Ev::Data(b"c".to_vec()), Ev::End(vec![]), Ev::Closed]
+    );
+    assert!(d.conn.is_closed());
+    assert_eq!(d.input, b"GET / HTTP/1.1\r\n");
+}
+
+#[test]
+fn after_an_early_response_errors_and_eof_are_not_answered() {
+    // The rest of the body is malformed: the response is out, so no error response follows.
+    let mut d = Driver::new(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n",
+    );
+    assert_eq!(d.next().unwrap(), req("POST", "/"));
+    d.respond(200, b"ok");
+    d.take_out();
+    assert_eq!(d.run(), Err(ParseError::InvalidChunkSize));
+    assert!(!d.conn.write_error(&d.date, &mut d.out));
+    assert!(d.conn.is_closed());
+
+    // So does a timeout.
+    let mut d = Driver::new(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab");
+    d.run().unwrap();
+    d.respond(200, b"ok");
+    d.take_out();
+    d.conn.handle_timeout();
+    assert!(!d.conn.write_error(&d.date, &mut d.out));
+    assert!(d.out.is_empty());
+    assert!(d.conn.is_closed());
+
+    // The peer stops sending: the body was cut short, and the connection is finished.
+    let mut d = Driver::new(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab");
+    d.run().unwrap();
+    d.respond(200, b"ok");
+    assert!(d.conn.handle_eof());
     assert!(d.conn.is_closed());
     assert_eq!(d.next().unwrap(), Ev::Closed);
+}
+
+#[test]
+fn a_short_early_end_is_refused_at_once() {
+    let mut d = Driver::new(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab");
+    d.next().unwrap();
+    let head = ResponseHead {
+        status: 200,
+        headers: &[],
+        body: ResponseBody::Length(4),
+        close: false,
+    };
+    d.conn.write_head(&head, &d.date, &mut d.out).unwrap();
+    d.conn.write_body(b"abc", &mut d.out).unwrap();
+    assert_eq!(
+        d.conn.write_end(&mut d.out),
+        Err(ResponseError::BodyTooShort)
+    );
+    assert!(d.conn.is_response_open());
+    d.conn.write_body(b"d", &mut d.out).unwrap();
+    d.conn.write_end(&mut d.out).unwrap();
+    assert!(!d.conn.is_response_open());
+}
+
+#[test]
+fn exchange_predicates_follow_the_request_and_the_response() {
+    let mut d = Driver::new(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let state = |c: &ServerConn| (c.wants_body(), c.wants_response(), c.is_response_open());
+    assert_eq!(state(&d.conn), (false, false, false));
+    assert_eq!(d.next().unwrap(), req("GET", "/"));
+    // An empty body has not ended until its End is reported.
+    assert_eq!(state(&d.conn), (true, true, false));
+    assert_eq!(d.next().unwrap(), Ev::End(vec![]));
+    assert_eq!(state(&d.conn), (false, true, false));
+    let head = ResponseHead {
+        status: 200,
+        headers: &[],
+        body: ResponseBody::Length(1),
+        close: false,
+    };
+    d.conn.write_head(&head, &d.date, &mut d.out).unwrap();
+    assert_eq!(state(&d.conn), (false, false, true));
+    d.conn.write_body(b"x", &mut d.out).unwrap();
+    d.conn.write_end(&mut d.out).unwrap();
+    assert_eq!(state(&d.conn), (false, false, false));
 }
 
 #[test]
