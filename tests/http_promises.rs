@@ -1,6 +1,7 @@
 //! Runtime promises for HTTP over real loopback sockets, pinned down before the session is
 //! redesigned: the connection limit, a panicking handler, the body timeout, the drain
-//! deadline, read pause under large pipelined responses, and HEAD / HTTP/1.0 persistence.
+//! deadline, read pause under large pipelined responses, HEAD / HTTP/1.0 persistence, and an
+//! answer given before the request body arrived.
 //!
 //! Each test asserts what the runtime actually does on the wire (bytes, EOF or reset, and
 //! when), so that a change in behaviour fails it. Waits are bounded; a negative assertion
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth::http::Request;
+use berth::http::{Request, ResponseBody, ResponseHead};
 use berth::server::{Config, Handler, Responder};
 use berth::testing::TestServer;
 
@@ -80,6 +81,21 @@ impl Handler for App {
                 let _ = res.send(200, &[], &big_body(index));
             }
             ("POST", "/echo") => state.route = Route::Echo,
+            // Answered from the head alone, before any of the body arrives.
+            ("POST", "/early") => {
+                let _ = res.send(200, &[], b"early");
+            }
+            ("POST", "/early-chunked") => {
+                let head = ResponseHead {
+                    status: 200,
+                    headers: &[],
+                    body: ResponseBody::Chunked,
+                    close: false,
+                };
+                let _ = res.start(&head);
+                let _ = res.write(b"early");
+                let _ = res.end();
+            }
             (_, "/panic/request") => {
                 self.seen.panics.fetch_add(1, Ordering::SeqCst);
                 panic!("on_request panics, as the test asked");
@@ -644,6 +660,53 @@ fn http_1_0_closes_unless_keep_alive_is_asked_for_and_says_so_when_it_stays() {
     assert_eq!(
         client.until_close(),
         format!("{HELLO_HEAD}Connection: close\r\n\r\nhello")
+    );
+    server.shutdown().unwrap();
+}
+
+// ---- 7. an answer before the body ----
+
+#[test]
+fn an_answer_before_the_body_is_complete_at_once_and_the_connection_goes_on() {
+    let mut config = config();
+    config.timeouts.body = Duration::from_secs(1);
+    let (server, _) = start(config);
+    let mut client = Client::connect(server.addr());
+
+    // The whole response arrives while the body has not been sent, the chunked one with its
+    // last chunk; then the body is read and dropped, and the connection persists.
+    client.send(b"POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n");
+    let (head, body) = client.response();
+    assert_eq!(
+        head,
+        "HTTP/1.1 200 OK\r\nDate: <date>\r\nContent-Length: 5\r\n\r\n"
+    );
+    assert_eq!(body, b"early");
+    client.send(b"01234");
+    client.send(b"56789");
+    client.hello();
+
+    client.send(b"POST /early-chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let head = client.head();
+    assert_eq!(
+        head,
+        "HTTP/1.1 200 OK\r\nDate: <date>\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    assert_eq!(client.bytes(15), b"5\r\nearly\r\n0\r\n\r\n");
+    client.send(b"3\r\nabc\r\n0\r\n\r\n");
+    client.hello();
+
+    // A body that stalls after the answer gets no 408 (the response is out): at the body
+    // timeout the connection just closes, cleanly.
+    client.send(b"POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf-");
+    let (_, body) = client.response();
+    assert_eq!(body, b"early");
+    let stalled = now();
+    client.expect_clean_eof();
+    let waited = stalled.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited <= Duration::from_secs(3),
+        "closed after {waited:?}, for a 1 s body timeout"
     );
     server.shutdown().unwrap();
 }

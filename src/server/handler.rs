@@ -222,43 +222,31 @@ impl core::fmt::Display for ConnId {
     }
 }
 
-/// Where a response's state is kept between callbacks of one exchange.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Exchange {
-    /// The response head was written.
-    pub(crate) started: bool,
-    /// The response body was ended.
-    pub(crate) ended: bool,
-    /// A framing error in the response: the connection must close after the flush.
-    pub(crate) broken: bool,
-}
-
 /// The answer to the current HTTP request, written into the connection's write buffer.
 ///
 /// The writer owns the framing headers (`Content-Length`, `Transfer-Encoding`,
 /// `Connection`, `Date`), answers `HEAD` without a body and adds `Connection: close` when the
-/// connection will close.
+/// connection will close. Where the exchange stands is the core's [`ServerConn`] state; the
+/// view keeps none of its own beyond the callback it is lent to.
 pub struct Responder<'a> {
     pub(crate) conn: &'a mut ServerConn,
     pub(crate) out: &'a mut Vec<u8>,
     pub(crate) date: &'a DateCache,
-    pub(crate) exchange: &'a mut Exchange,
     pub(crate) peer: SocketAddr,
     pub(crate) local: SocketAddr,
     pub(crate) buffered: usize,
     pub(crate) control: &'a Control,
-    /// The request body has been read to its end.
-    pub(crate) body_done: bool,
-    /// The application ended the response before the body was read.
-    pub(crate) end_pending: &'a mut bool,
+    /// During this callback the response could not be ended with its declared length: its
+    /// framing is broken, so the session closes the connection once the output is flushed.
+    pub(crate) broken: bool,
 }
 
 impl core::fmt::Debug for Responder<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Responder")
             .field("peer", &self.peer)
-            .field("started", &self.exchange.started)
-            .field("ended", &self.exchange.ended)
+            .field("started", &self.is_started())
+            .field("open", &self.conn.is_response_open())
             .finish_non_exhaustive()
     }
 }
@@ -293,9 +281,7 @@ impl Responder<'_> {
     ///
     /// As [`Responder::send`].
     pub fn start(&mut self, head: &ResponseHead<'_>) -> Result<(), ResponseError> {
-        self.conn.write_head(head, self.date, self.out)?;
-        self.exchange.started = true;
-        Ok(())
+        self.conn.write_head(head, self.date, self.out)
     }
 
     /// A piece of the body of a started response.
@@ -310,28 +296,19 @@ impl Responder<'_> {
 
     /// End the body of a started response.
     ///
-    /// Before the request body has been read to its end, the end is recorded and written
-    /// once the body is in (the connection can only carry on to the next request then).
+    /// The response may end before the request body has been read to its end: it is complete
+    /// on the wire at once, the rest of the body still arrives in [`Handler::on_body`], and
+    /// the connection carries on to the next request after it.
     ///
     /// # Errors
     ///
-    /// [`ResponseError::NoResponse`] before [`start`](Responder::start);
-    /// [`ResponseError::BodyTooShort`] before a declared length was written (the connection
-    /// will close, since its framing is broken).
+    /// [`ResponseError::NoResponse`] before [`start`](Responder::start) or after the response
+    /// ended; [`ResponseError::BodyTooShort`] before a declared length was written (the
+    /// connection will close, since its framing is broken).
     pub fn end(&mut self) -> Result<(), ResponseError> {
-        if !self.exchange.started {
-            return Err(ResponseError::NoResponse);
-        }
-        if !self.body_done {
-            *self.end_pending = true;
-            self.exchange.ended = true;
-            return Ok(());
-        }
         let result = self.conn.write_end(self.out);
-        match result {
-            Ok(()) => self.exchange.ended = true,
-            Err(ResponseError::BodyTooShort) => self.exchange.broken = true,
-            Err(_) => {}
+        if result == Err(ResponseError::BodyTooShort) {
+            self.broken = true;
         }
         result
     }
@@ -373,14 +350,8 @@ impl Responder<'_> {
             body: ResponseBody::Empty,
             close: false,
         };
-        match self.start(&head) {
-            Ok(()) => {
-                self.exchange.ended = true;
-                Ok(())
-            }
-            // The request had a body or the response was already started: a caller bug.
-            Err(_) => Err(HandshakeError::NotAnUpgrade),
-        }
+        // The request had a body or the response was already started: a caller bug.
+        self.start(&head).map_err(|_| HandshakeError::NotAnUpgrade)
     }
 
     /// Refuse an upgrade with the status and header fields `e` calls for, and close.
@@ -398,7 +369,7 @@ impl Responder<'_> {
 
     /// Has a response head been written for this request?
     pub fn is_started(&self) -> bool {
-        self.exchange.started
+        !self.conn.wants_response()
     }
 
     /// The peer's address.

@@ -26,8 +26,7 @@ use mio::net::TcpStream;
 
 use super::buffer::Pool;
 use super::handler::{
-    write_frame, CloseReason, Closed, ConnId, Exchange, Handler, Message, Responder, WebSocket,
-    WsCtl,
+    write_frame, CloseReason, Closed, ConnId, Handler, Message, Responder, WebSocket, WsCtl,
 };
 use super::timer::{Entry, TimerWheel};
 use super::worker::{Topics, WorkerShared};
@@ -58,18 +57,6 @@ pub(crate) struct Env<'a, H: Handler> {
     pub(crate) draining: bool,
     /// The worker's listening addresses, by listener index.
     pub(crate) local_addrs: &'a [SocketAddr],
-}
-
-/// The HTTP phase: the core's connection and the exchange in progress.
-#[derive(Debug)]
-struct HttpPhase {
-    conn: ServerConn,
-    exchange: Exchange,
-    /// Between a request head and the end of its body.
-    in_body: bool,
-    /// The application ended its response before the request body was read; the core's
-    /// `write_end` waits for the body's end.
-    end_pending: bool,
 }
 
 /// The WebSocket phase.
@@ -107,7 +94,9 @@ impl Ended {
 
 #[derive(Debug)]
 enum Phase {
-    Http(Box<HttpPhase>),
+    /// The core's connection holds the exchange in progress: where the request body and the
+    /// response stand.
+    Http(Box<ServerConn>),
     Ws(Box<WsPhase>),
     Linger,
 }
@@ -207,12 +196,7 @@ impl<S: Default + Send + 'static> Session<S> {
             peer,
             listener,
             id: ConnId { worker, key, gen },
-            phase: Phase::Http(Box::new(HttpPhase {
-                conn: ServerConn::new(&config.limits),
-                exchange: Exchange::default(),
-                in_body: false,
-                end_pending: false,
-            })),
+            phase: Phase::Http(Box::new(ServerConn::new(&config.limits))),
             state: S::default(),
             inbuf: Vec::new(),
             in_len: 0,
@@ -271,8 +255,8 @@ impl<S: Default + Send + 'static> Session<S> {
             return self.teardown(env);
         }
         match &mut self.phase {
-            Phase::Http(h) => {
-                if h.in_body {
+            Phase::Http(conn) => {
+                if conn.wants_body() {
                     if now >= self.last_read + t.body {
                         self.request_timed_out(env.date, env.pool);
                     }
@@ -323,10 +307,10 @@ impl<S: Default + Send + 'static> Session<S> {
     /// A head or body did not arrive in time: the core fails the connection, answers 408
     /// unless a response has started, and reports itself closed.
     fn request_timed_out(&mut self, date: &DateCache, pool: &mut Pool) {
-        if let Phase::Http(h) = &mut self.phase {
-            h.conn.handle_timeout();
+        if let Phase::Http(conn) = &mut self.phase {
+            conn.handle_timeout();
             take_buffer(&mut self.out, pool);
-            h.conn.write_error(date, &mut self.out);
+            conn.write_error(date, &mut self.out);
         }
         log::debug!("{}: request timed out", self.id);
     }
@@ -345,7 +329,7 @@ impl<S: Default + Send + 'static> Session<S> {
     fn deadline(&self, config: &Config) -> Option<Instant> {
         let t = &config.timeouts;
         let phase = match &self.phase {
-            Phase::Http(h) if h.in_body => Some(self.last_read + t.body),
+            Phase::Http(conn) if conn.wants_body() => Some(self.last_read + t.body),
             Phase::Http(_) if self.head_pending => Some(self.since + t.header),
             Phase::Http(_) => Some(self.since + t.keep_alive),
             // The close handshake is done on the peer's side; the flush is timed by `write`.
@@ -406,7 +390,7 @@ impl<S: Default + Send + 'static> Session<S> {
         }
 
         let finished = match &self.phase {
-            Phase::Http(h) => h.conn.is_closed() || self.close_after_flush,
+            Phase::Http(conn) => conn.is_closed() || self.close_after_flush,
             Phase::Ws(ws) => ws.conn.is_closed() || self.close_after_flush,
             Phase::Linger => false,
         };
@@ -679,8 +663,8 @@ impl<S: Default + Send + 'static> Session<S> {
     fn on_eof(&mut self) {
         self.eof = true;
         match &mut self.phase {
-            Phase::Http(h) => {
-                if h.conn.handle_eof() {
+            Phase::Http(conn) => {
+                if conn.handle_eof() {
                     log::debug!("{}: peer closed mid-request", self.id);
                 }
             }
@@ -712,13 +696,13 @@ impl<S: Default + Send + 'static> Session<S> {
         data: &[u8],
     ) -> (usize, bool) {
         let local = self.local(env);
-        let Phase::Http(h) = &mut self.phase else {
+        let Phase::Http(conn) = &mut self.phase else {
             return (data.len(), false);
         };
-        let h = &mut **h;
+        let conn = &mut **conn;
         let mut pos = 0;
         loop {
-            if !h.in_body
+            if !conn.wants_body()
                 && pos < data.len()
                 && self.out.len() - self.out_pos > env.config.write_high_water
             {
@@ -731,12 +715,12 @@ impl<S: Default + Send + 'static> Session<S> {
             }
             let mut slots = header_slots::<MAX_HEADER_SLOTS>();
             let input = data.get(pos..).unwrap_or_default();
-            let (used, event) = match h.conn.handle_input(input, &mut slots) {
+            let (used, event) = match conn.handle_input(input, &mut slots) {
                 Ok(found) => found,
                 Err(e) => {
                     log::debug!("{}: bad request: {e}", self.id);
                     take_buffer(&mut self.out, env.pool);
-                    h.conn.write_error(env.date, &mut self.out);
+                    conn.write_error(env.date, &mut self.out);
                     return (data.len(), false);
                 }
             };
@@ -744,32 +728,26 @@ impl<S: Default + Send + 'static> Session<S> {
             let buffered = self.out.len() - self.out_pos;
             take_buffer(&mut self.out, env.pool);
             let mut res = Responder {
-                conn: &mut h.conn,
+                conn,
                 out: &mut self.out,
                 date: env.date,
-                exchange: &mut h.exchange,
                 peer: self.peer,
                 local,
                 buffered,
                 control: env.control,
-                body_done: false,
-                end_pending: &mut h.end_pending,
+                broken: false,
             };
             let (handler, state) = (env.handler, &mut self.state);
             let ok = match event {
                 http::Event::Request(req) => {
                     env.stats.requests += 1;
                     self.head_pending = false;
-                    *res.exchange = Exchange::default();
-                    *res.end_pending = false;
-                    h.in_body = true;
                     let ok = catch_unwind(AssertUnwindSafe(|| {
                         handler.on_request(state, &req, &mut res);
                     }))
                     .is_ok();
-                    if !res.exchange.started {
-                        res.conn.write_continue(res.out);
-                    }
+                    // Only if the request is still waiting for its answer and asked for it.
+                    res.conn.write_continue(res.out);
                     ok
                 }
                 http::Event::Data(body) => {
@@ -777,8 +755,6 @@ impl<S: Default + Send + 'static> Session<S> {
                         .is_ok()
                 }
                 http::Event::End(_) => {
-                    h.in_body = false;
-                    res.body_done = true;
                     let ok =
                         catch_unwind(AssertUnwindSafe(|| handler.on_body_end(state, &mut res)))
                             .is_ok();
@@ -787,7 +763,7 @@ impl<S: Default + Send + 'static> Session<S> {
                     ok
                 }
                 http::Event::NeedData => {
-                    if pos < data.len() && !h.in_body && !self.head_pending {
+                    if pos < data.len() && !res.conn.wants_body() && !self.head_pending {
                         self.head_pending = true;
                         self.since = env.now;
                     }
@@ -802,7 +778,7 @@ impl<S: Default + Send + 'static> Session<S> {
                 self.kill = true;
                 return (data.len(), false);
             }
-            if h.exchange.broken {
+            if res.broken {
                 self.close_after_flush = true;
                 return (data.len(), false);
             }
@@ -963,7 +939,7 @@ impl<S: Default + Send + 'static> Session<S> {
     /// The server is shutting down.
     pub(crate) fn start_drain<H: Handler>(&mut self, env: &mut Env<'_, H>) {
         match &mut self.phase {
-            Phase::Http(h) => h.conn.start_drain(),
+            Phase::Http(conn) => conn.start_drain(),
             Phase::Ws(ws) => {
                 if !ws.ctl.closing {
                     take_buffer(&mut self.out, env.pool);
@@ -1213,22 +1189,17 @@ fn apply_close_request(ws: &mut WsPhase, out: &mut Vec<u8>, now: Instant, since:
     }
 }
 
-/// After the request body ended: write the end of the response the application finished
-/// early, or a 500 if it gave none.
+/// After the request body ended (and `on_body_end` returned): answer 500 if the handler gave
+/// no response, and end a response it started and left open. A response it ended already
+/// (before the body's end, too) is complete in the core.
 fn finish_response(res: &mut Responder<'_>) {
-    if !res.exchange.started {
+    if res.conn.wants_response() {
         log::error!("request left unanswered by the handler; answering 500");
         let _ = res.send(500, &[], b"");
-        return;
-    }
-    if *res.end_pending || !res.exchange.ended {
-        *res.end_pending = false;
-        match res.conn.write_end(res.out) {
-            Ok(()) => res.exchange.ended = true,
-            Err(e) => {
-                log::error!("response not finished properly: {e}; closing");
-                res.exchange.broken = true;
-            }
+    } else if res.conn.is_response_open() {
+        if let Err(e) = res.conn.write_end(res.out) {
+            log::error!("response not finished properly: {e}; closing");
+            res.broken = true;
         }
     }
 }
@@ -1242,7 +1213,7 @@ mod tests {
     fn an_idle_connection_fits_its_memory_budget() {
         let session = core::mem::size_of::<super::Session<()>>();
         let ws = core::mem::size_of::<super::WsPhase>();
-        let http = core::mem::size_of::<super::HttpPhase>();
+        let http = core::mem::size_of::<crate::http::ServerConn>();
         assert!(session + ws <= 1024, "session {session} + ws {ws}");
         assert!(session + http <= 1024, "session {session} + http {http}");
     }
