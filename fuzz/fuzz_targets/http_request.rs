@@ -11,7 +11,10 @@
 //!   the same error (the first problem in byte order), however the bytes were split;
 //! - a fixed point: a parsed head, serialised again, parses to the same request;
 //! - `ServerConn`: consumed <= remaining, the first event agrees with the parser, it finishes
-//!   within a bound, and once failed it keeps returning the same error.
+//!   within a bound, and once failed it keeps returning the same error. Some requests are
+//!   answered from the head alone, before their body (the exchange then ends at the body's
+//!   End, and the next request follows without a pause); some inputs end in a timeout, which is
+//!   answered with a 408 exactly when no response has started.
 #![no_main]
 
 use berth::http::{
@@ -198,7 +201,8 @@ fn check_conn(profile: &Profile, data: &[u8], whole: &Outcome) {
     let mut out = Vec::new();
     let mut pos = 0;
     let mut requests = 0usize;
-    let mut pending = None;
+    // The request being read: (it asked to upgrade, it was answered before its body ended).
+    let mut pending: Option<(bool, bool)> = None;
     let salt = usize::from(data.first().copied().unwrap_or(0));
     // Every request consumes at least one byte and yields at most Request, Data per byte and End.
     let bound = 3 * data.len() + 8;
@@ -247,22 +251,54 @@ fn check_conn(profile: &Profile, data: &[u8], whole: &Outcome) {
         match event {
             Event::Request(req) => {
                 assert!(pending.is_none(), "a request before the previous one ended");
-                pending = Some(req.upgrade.is_some());
+                assert!(conn.wants_body() && conn.wants_response());
                 if req.expect_continue && salt.is_multiple_of(2) {
                     // 100 Continue only when there is a body to wait for.
                     assert_eq!(conn.write_continue(&mut out), req.body != BodyKind::Empty);
                 }
+                let early = (salt + requests) % 5 == 4;
+                if early {
+                    respond(&mut conn, &date, &mut out, false, salt + requests);
+                    assert!(!conn.wants_response() && !conn.is_response_open());
+                    assert!(!conn.is_closed(), "closed before the body was read");
+                }
+                pending = Some((req.upgrade.is_some(), early));
             }
             Event::Data(bytes) => {
                 assert!(pending.is_some(), "body bytes outside a request");
+                assert!(conn.wants_body());
                 assert!(!bytes.is_empty() && bytes.len() <= used);
             }
             Event::End(_) => {
-                let Some(upgrade) = pending.take() else {
+                let Some((upgrade, answered)) = pending.take() else {
                     panic!("End outside a request");
                 };
-                respond(&mut conn, &date, &mut out, upgrade, salt + requests);
+                assert!(!conn.wants_body());
+                // An early answer's exchange ended with the body; any other waits for one.
+                assert_eq!(conn.wants_response(), !answered);
+                if !answered {
+                    respond(&mut conn, &date, &mut out, upgrade, salt + requests);
+                }
                 requests += 1;
+            }
+            Event::NeedData if salt % 3 == 1 => {
+                // The runtime's deadline passes while it waits for more.
+                let answered = matches!(pending, Some((_, true)));
+                conn.handle_timeout();
+                assert_eq!(conn.error(), Some(ParseError::Timeout));
+                assert!(conn.is_closed());
+                let before = out.len();
+                assert_eq!(conn.write_error(&date, &mut out), !answered);
+                if !answered {
+                    assert!(out[before..].starts_with(b"HTTP/1.1 408 Request Timeout\r\n"));
+                }
+                assert!(!conn.write_error(&date, &mut out), "408 written twice");
+                let mut slots: [HeaderSlot<'_>; SLOTS] = header_slots();
+                assert_eq!(
+                    conn.handle_input(&data[pos..], &mut slots).err(),
+                    Some(ParseError::Timeout)
+                );
+                return;
             }
             Event::NeedData | Event::Closed | Event::Upgraded => return,
             Event::Paused => panic!("paused although every request was answered at its End"),
