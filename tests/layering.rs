@@ -410,21 +410,40 @@ fn collect(tokens: &[Token], module: &[String]) -> Found {
                 i += 1;
             }
             Tok::Punct('#') => {
-                // `#[path = "…"]` or `#![path = "…"]`.
+                // `#[path = "…"]`, `#![path = "…"]`, or `path = "…"` anywhere in the
+                // attribute (`#[cfg_attr(unix, path = "…")]`).
                 let mut j = i + 1;
                 if tok(j) == Some(&Tok::Punct('!')) {
                     j += 1;
                 }
-                let is_path = tok(j) == Some(&Tok::Punct('['))
-                    && matches!(tok(j + 1), Some(Tok::Ident(n)) if n == "path")
-                    && tok(j + 2) == Some(&Tok::Punct('='));
-                if is_path {
-                    found.violations.push(Violation {
-                        line,
-                        what: "#[path]".into(),
-                        why: "a module from elsewhere, which this check does not read".into(),
-                    });
+                if tok(j) == Some(&Tok::Punct('[')) {
+                    let mut brackets = 0;
+                    while let Some(t) = tok(j) {
+                        match t {
+                            Tok::Punct('[') => brackets += 1,
+                            Tok::Punct(']') => brackets -= 1,
+                            Tok::Ident(n)
+                                if n == "path"
+                                    && matches!(tok(j - 1), Some(Tok::Punct('[' | '(' | ',')))
+                                    && tok(j + 1) == Some(&Tok::Punct('='))
+                                    && tok(j + 2) == Some(&Tok::Literal) =>
+                            {
+                                found.violations.push(Violation {
+                                    line: tokens[j].line,
+                                    what: "#[path]".into(),
+                                    why: "a module from elsewhere, which this check does not read"
+                                        .into(),
+                                });
+                            }
+                            _ => {}
+                        }
+                        if brackets == 0 {
+                            break;
+                        }
+                        j += 1;
+                    }
                 }
+                // The attribute's own paths (`#[allow(clippy::x)]`) are read like any others.
                 i += 1;
             }
             Tok::Ident(kw) if kw == "mod" => {
@@ -767,6 +786,11 @@ fn paths_in_expressions_types_and_macros() {
         refused("#[path = \"../server/clock.rs\"]\nmod clock;"),
         ["#[path]"]
     );
+    assert_eq!(
+        refused("#[cfg_attr(unix, path = \"../server/clock.rs\")]\nmod clock;"),
+        ["#[path]"]
+    );
+    assert!(refused("#[doc = \"path = x\"]\n#[cfg(feature = \"path\")]\nfn path() {}").is_empty());
 }
 
 #[test]
