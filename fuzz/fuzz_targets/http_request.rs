@@ -10,8 +10,17 @@
 //!   does) give the same outcome: the same request and bytes consumed, or both `Partial`, or
 //!   the same error (the first problem in byte order), however the bytes were split;
 //! - a fixed point: a parsed head, serialised again, parses to the same request;
-//! - `ServerConn`: consumed <= remaining, the first event agrees with the parser, it finishes
-//!   within a bound, and once failed it keeps returning the same error.
+//! - `ServerConn`, driven as a runtime drives it (each request answered at its `End`, in a
+//!   shape chosen by the input: 200 with a length or chunked, 204, 404 with `close`, or a 101
+//!   for an upgrade request): consumed <= remaining, the first event agrees with the parser, it
+//!   finishes within a bound, and every event is one that can come next. A request's body
+//!   events add up to its `Content-Length` (chunked: at most `max_body`) and trailers come only
+//!   with a chunked body; `NeedData` comes only when the rest is a partial head or body;
+//!   `Closed` only after an exchange that was not to persist (the request's keep-alive, the
+//!   response's `close`, a chunked answer to HTTP/1.0), `Upgraded` only after a 101, and
+//!   `Paused` never. Every response write must succeed. Once failed, it keeps returning the
+//!   same error, and `write_error` writes the error's status with `Connection: close` exactly
+//!   once.
 #![no_main]
 
 use berth::http::{
@@ -192,13 +201,28 @@ fn check_fixed_point(profile: &Profile, head: &Head) {
     );
 }
 
+/// The request being read by `check_conn`: what its head declared, and its body so far.
+#[derive(Debug)]
+struct Pending {
+    upgrade: bool,
+    version: Version,
+    body: BodyKind,
+    received: u64,
+    /// Will the connection persist after this exchange, as the request asks?
+    keep_alive: bool,
+}
+
 fn check_conn(profile: &Profile, data: &[u8], whole: &Outcome) {
     let mut conn = ServerConn::new(&profile.limits);
     let date = DateCache::new(1_700_000_000);
     let mut out = Vec::new();
     let mut pos = 0;
     let mut requests = 0usize;
-    let mut pending = None;
+    let mut pending: Option<Pending> = None;
+    // How the last answered exchange ended: `Some(true)` if it asked the connection to persist,
+    // `Some(false)` if it or its response closed it; and whether that response was a 101.
+    let mut last_keep_alive: Option<bool> = None;
+    let mut switched = false;
     let salt = usize::from(data.first().copied().unwrap_or(0));
     // Every request consumes at least one byte and yields at most Request, Data per byte and End.
     let bound = 3 * data.len() + 8;
@@ -224,17 +248,33 @@ fn check_conn(profile: &Profile, data: &[u8], whole: &Outcome) {
         let (used, event) = match result {
             Ok(ok) => ok,
             Err(e) => {
+                assert!(!switched, "{e:?} after the 101");
                 let mut slots: [HeaderSlot<'_>; SLOTS] = header_slots();
                 assert_eq!(conn.handle_input(rest, &mut slots).err(), Some(e));
                 let mut slots: [HeaderSlot<'_>; SLOTS] = header_slots();
                 assert_eq!(conn.handle_input(b"", &mut slots).err(), Some(e));
                 assert_eq!(conn.error(), Some(e));
                 assert!(conn.is_closed());
-                conn.write_error(&date, &mut out);
+                // Every response here is complete before the next input is read, so no
+                // response has started: the error response must be written, once.
+                let before = out.len();
+                assert!(
+                    conn.write_error(&date, &mut out),
+                    "no error response for {e:?}"
+                );
+                let written = out[before..].to_vec();
+                let status_line = format!("HTTP/1.1 {} ", e.status());
+                assert!(
+                    written.starts_with(status_line.as_bytes())
+                        && written.ends_with(b"Content-Length: 0\r\nConnection: close\r\n\r\n"),
+                    "error response {:?} for {e:?}",
+                    String::from_utf8_lossy(&written)
+                );
                 assert!(
                     !conn.write_error(&date, &mut out),
                     "error response written twice"
                 );
+                assert_eq!(out[before..], written, "a failed write_error wrote");
                 return;
             }
         };
@@ -247,34 +287,141 @@ fn check_conn(profile: &Profile, data: &[u8], whole: &Outcome) {
         match event {
             Event::Request(req) => {
                 assert!(pending.is_none(), "a request before the previous one ended");
-                pending = Some(req.upgrade.is_some());
+                assert!(used > 0, "a request head of zero bytes");
+                assert_ne!(
+                    last_keep_alive,
+                    Some(false),
+                    "a request read after the connection was to close"
+                );
+                pending = Some(Pending {
+                    upgrade: req.upgrade.is_some(),
+                    version: req.version,
+                    body: req.body,
+                    received: 0,
+                    keep_alive: req.keep_alive,
+                });
                 if req.expect_continue && salt.is_multiple_of(2) {
                     // 100 Continue only when there is a body to wait for.
                     assert_eq!(conn.write_continue(&mut out), req.body != BodyKind::Empty);
                 }
             }
             Event::Data(bytes) => {
-                assert!(pending.is_some(), "body bytes outside a request");
+                let Some(p) = pending.as_mut() else {
+                    panic!("body bytes outside a request");
+                };
                 assert!(!bytes.is_empty() && bytes.len() <= used);
+                p.received += bytes.len() as u64;
+                match p.body {
+                    BodyKind::Empty => panic!("body bytes for a request without a body"),
+                    BodyKind::Length(n) => assert!(p.received <= n, "{} of {n} bytes", p.received),
+                    BodyKind::Chunked => assert!(p.received <= profile.limits.max_body),
+                }
             }
-            Event::End(_) => {
-                let Some(upgrade) = pending.take() else {
+            Event::End(trailers) => {
+                let Some(p) = pending.take() else {
                     panic!("End outside a request");
                 };
-                respond(&mut conn, &date, &mut out, upgrade, salt + requests);
+                match p.body {
+                    BodyKind::Empty => assert_eq!((p.received, used), (0, 0)),
+                    BodyKind::Length(n) => {
+                        assert_eq!(p.received, n, "End before the whole body");
+                        assert_eq!(used, 0);
+                    }
+                    BodyKind::Chunked => {}
+                }
+                assert!(
+                    trailers.is_empty() || p.body == BodyKind::Chunked,
+                    "trailers without a chunked body"
+                );
+                match respond(&mut conn, &date, &mut out, &p, salt + requests) {
+                    Answer::Switched => switched = true,
+                    Answer::Response { persists } => {
+                        last_keep_alive = Some(persists);
+                        assert_eq!(conn.is_keep_alive(), persists, "keep-alive after {p:?}");
+                        assert_eq!(conn.is_closed(), !persists, "closed after {p:?}");
+                    }
+                }
                 requests += 1;
             }
-            Event::NeedData | Event::Closed | Event::Upgraded => return,
+            Event::NeedData => {
+                // The whole input was given: what is left is an unfinished head or body.
+                match &pending {
+                    None => {
+                        assert_eq!(used, 0, "a NeedData that consumed bytes between requests");
+                        let mut parser = RequestParser::new(&profile.limits);
+                        let mut slots = header_slots::<SLOTS>();
+                        assert_eq!(
+                            Outcome::of(
+                                parser.parse(rest, &mut slots[..profile.slots]),
+                                rest.len()
+                            ),
+                            Outcome::Partial,
+                            "NeedData on {} bytes that are not a partial head",
+                            rest.len()
+                        );
+                    }
+                    Some(Pending {
+                        body: BodyKind::Length(n),
+                        received,
+                        ..
+                    }) => {
+                        assert!(received < n, "NeedData with the body complete");
+                        assert_eq!(pos, data.len(), "NeedData with body bytes left");
+                    }
+                    Some(Pending {
+                        body: BodyKind::Empty,
+                        ..
+                    }) => panic!("NeedData for a request without a body"),
+                    Some(_) => {}
+                }
+                return;
+            }
+            Event::Closed => {
+                assert_eq!(used, 0);
+                assert!(pending.is_none(), "closed in the middle of a request");
+                assert_eq!(
+                    last_keep_alive,
+                    Some(false),
+                    "closed, yet the last exchange asked to persist"
+                );
+                assert!(conn.is_closed());
+                assert!(!switched);
+                return;
+            }
+            Event::Upgraded => {
+                assert_eq!(used, 0);
+                assert!(switched, "Upgraded without a 101");
+                assert!(pending.is_none());
+                return;
+            }
             Event::Paused => panic!("paused although every request was answered at its End"),
-            _ => return,
+            // `Event` is `#[non_exhaustive]`: a new kind of event needs new checks here.
+            other => panic!("an event this target does not know: {other:?}"),
         }
     }
 }
 
+/// How `respond` answered a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// A 101: the connection switched protocols.
+    Switched,
+    /// A complete response, after which the connection persists or closes.
+    Response { persists: bool },
+}
+
 /// Answer the request that just ended, in one of a few shapes chosen by `pick`; an `upgrade`
-/// request is sometimes switched.
-fn respond(conn: &mut ServerConn, date: &DateCache, out: &mut Vec<u8>, upgrade: bool, pick: usize) {
-    if upgrade && pick.is_multiple_of(3) {
+/// request is sometimes switched. Every write must succeed, and the head must start with the
+/// status line chosen.
+fn respond(
+    conn: &mut ServerConn,
+    date: &DateCache,
+    out: &mut Vec<u8>,
+    req: &Pending,
+    pick: usize,
+) -> Answer {
+    let start = out.len();
+    if req.upgrade && pick.is_multiple_of(3) {
         let head = ResponseHead {
             status: 101,
             headers: &[("Upgrade", b"websocket")],
@@ -283,7 +430,9 @@ fn respond(conn: &mut ServerConn, date: &DateCache, out: &mut Vec<u8>, upgrade: 
         };
         conn.write_head(&head, date, out)
             .expect("101 for an upgrade request");
-        return;
+        assert!(out[start..].starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(out.ends_with(b"Connection: Upgrade\r\n\r\n"));
+        return Answer::Switched;
     }
     let (status, body, close) = match pick % 4 {
         0 => (200, ResponseBody::Length(5), false),
@@ -299,12 +448,23 @@ fn respond(conn: &mut ServerConn, date: &DateCache, out: &mut Vec<u8>, upgrade: 
     };
     conn.write_head(&head, date, out)
         .expect("head for a waiting request");
+    let status_line = format!("HTTP/1.1 {status} ");
+    assert!(
+        out[start..].starts_with(status_line.as_bytes()),
+        "{:?}",
+        String::from_utf8_lossy(&out[start..])
+    );
     if body != ResponseBody::Empty {
         conn.write_body(b"he", out).expect("body within its length");
         conn.write_body(b"llo", out)
             .expect("body within its length");
     }
     conn.write_end(out).expect("complete response");
+    // A chunked body to an HTTP/1.0 client is ended by closing the connection.
+    let until_close = body == ResponseBody::Chunked && req.version == Version::Http10;
+    Answer::Response {
+        persists: req.keep_alive && !close && !until_close,
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
