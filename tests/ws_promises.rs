@@ -1,7 +1,8 @@
 //! WebSocket promises of the runtime, over real loopback sockets, each asserted where it can
 //! be broken: a panicking callback closes its own connection only; a peer that never answers
-//! our Close is dropped at `Timeouts::close`; a producer paused by a stalled reader resumes on
-//! `on_drain`, and every message arrives in order, byte-exact.
+//! our Close is dropped at `Timeouts::close`, counted once the Close has reached the socket;
+//! a producer paused by a stalled reader resumes on `on_drain`, and every message arrives in
+//! order, byte-exact.
 //!
 //! Raw sockets judge what goes on the wire (no Close, FIN or reset); tungstenite is the
 //! well-behaved peer. Every wait is bounded.
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth::http::Request;
-use berth::server::{Closed, Config, Handler, Message, Responder, SendError, WebSocket};
+use berth::server::{Closed, Config, Control, Handler, Message, Responder, SendError, WebSocket};
 use berth::testing::{HttpClient, TestServer};
 use berth::ws::CloseCode;
 use tungstenite::protocol::frame::coding::CloseCode as TCode;
@@ -60,6 +61,7 @@ impl Seen {
 /// - `/seq`: sends the sequence ([`seq_message`]) until the buffer is full, and more on each
 ///   `on_drain`, until the connection closes.
 /// - `/bulk`: sends [`BULK`] bytes of the sequence at once, on open.
+/// - `/bulk/close`: as `/bulk`, then closes with 4000 `bye`.
 #[derive(Debug, Default)]
 struct App {
     seen: Arc<Seen>,
@@ -84,6 +86,7 @@ impl Handler for App {
             "/close" => "close",
             "/seq" => "seq",
             "/bulk" => "bulk",
+            "/bulk/close" => "bulk/close",
             _ => {
                 let _ = res.send(200, &[], b"hello");
                 return;
@@ -96,7 +99,7 @@ impl Handler for App {
         match state.route {
             "panic/open" => panic!("on_open panics (on purpose)"),
             "seq" | "panic/drain" => pump(state, ws, &self.seen),
-            "bulk" => {
+            "bulk" | "bulk/close" => {
                 let mut bytes = 0;
                 while bytes < BULK {
                     let msg = seq_message(state.next);
@@ -105,6 +108,9 @@ impl Handler for App {
                     state.next += 1;
                 }
                 self.seen.sent.store(state.next, Ordering::SeqCst);
+                if state.route == "bulk/close" {
+                    ws.close(CloseCode::from(4000), "bye").unwrap();
+                }
             }
             _ => {}
         }
@@ -220,7 +226,11 @@ enum Got {
 
 impl Raw {
     fn upgrade(addr: SocketAddr, path: &str) -> Raw {
-        let mut stream = tcp(addr);
+        Raw::upgrade_on(tcp(addr), path)
+    }
+
+    /// Upgrade on a connected `stream`.
+    fn upgrade_on(mut stream: TcpStream, path: &str) -> Raw {
         stream.write_all(&upgrade_request(path, "")).unwrap();
         let mut pending = Vec::new();
         let end = loop {
@@ -549,6 +559,12 @@ fn a_peer_that_never_answers_our_close_is_dropped_at_the_close_timeout() {
 /// A tungstenite client of `path` with a small receive window, so that the kernel holds
 /// little of the stream on this side.
 fn small_window_client(addr: SocketAddr, path: &str) -> tungstenite::WebSocket<TcpStream> {
+    let (ws, _) = tungstenite::client(format!("ws://{addr}{path}"), small_window(addr)).unwrap();
+    ws
+}
+
+/// A connection with a small receive window (set before the connect, so that it holds).
+fn small_window(addr: SocketAddr) -> TcpStream {
     let socket = socket2::Socket::new(
         socket2::Domain::IPV4,
         socket2::Type::STREAM,
@@ -560,8 +576,7 @@ fn small_window_client(addr: SocketAddr, path: &str) -> tungstenite::WebSocket<T
     let stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream.set_write_timeout(Some(WAIT)).unwrap();
-    let (ws, _) = tungstenite::client(format!("ws://{addr}{path}"), stream).unwrap();
-    ws
+    stream
 }
 
 /// Wait until the server has stalled against a client that does not read: messages were
@@ -708,5 +723,181 @@ fn a_peer_close_behind_queued_output_gets_the_output_and_the_echo() {
     wait_until("the peer's Close to arrive", || !seen.closes().is_empty());
     wait_connections(&server, 0);
     assert_eq!(seen.closes(), peer_close);
+    server.shutdown().unwrap();
+}
+
+/// A peer reading the `/bulk/close` stream. While the server still holds output (its bytes-out
+/// counter is short of all the frames) it keeps a steady pace: a [`Steady::PAUSE`] per
+/// [`Steady::BYTES`] read, at most about 1.6 MB/s, so the server's flush takes seconds whatever
+/// the machine. Once our Close has reached the socket, it reads at full speed: `close` times
+/// the wait for its answer from then, and the kernel still holds megabytes before the Close.
+struct Steady {
+    control: Control,
+    /// The server's bytes-out count once every frame has reached the socket (give or take the
+    /// 101, which it leaves out).
+    done: u64,
+    /// When the server was last seen holding output.
+    held: Instant,
+    unpaused: usize,
+    /// Messages read.
+    n: u64,
+}
+
+#[allow(clippy::disallowed_methods)] // It times the server against the clock.
+impl Steady {
+    const BYTES: usize = 16 * 1024;
+    const PAUSE: Duration = Duration::from_millis(10);
+
+    /// For a connection just opened, whose `on_open` queued `sent` messages and the Close; the
+    /// server had written `before` bytes when it connected.
+    fn new(control: Control, before: u64, sent: u64) -> Steady {
+        let frames: usize = (0..sent).map(|n| seq_message(n).len() + 4).sum();
+        Steady {
+            control,
+            // The Close: 2 bytes of header, 4000 and `bye`.
+            done: before + frames as u64 + 7,
+            held: Instant::now(),
+            unpaused: 0,
+            n: 0,
+        }
+    }
+
+    /// The next message arrived; it must be the next of the sequence.
+    fn message(&mut self, payload: &[u8]) {
+        assert!(payload == seq_message(self.n), "message {} differs", self.n);
+        self.n += 1;
+        let now = Instant::now();
+        if self.control.stats().bytes_out < self.done {
+            self.held = now;
+            self.unpaused += payload.len();
+            if self.unpaused >= Self::BYTES {
+                self.unpaused = 0;
+                std::thread::sleep(Self::PAUSE);
+            }
+        }
+    }
+}
+
+/// The server closes (the app, with 4000) behind megabytes of output that the peer reads at
+/// a steady pace, for several close timeouts. `Timeouts::close` bounds the wait for the
+/// peer's Close, so it counts from when our Close has reached the socket, not from the app's
+/// call: the peer gets every message, then the Close, and its answer ends the connection
+/// cleanly. A peer that reads it all but never answers is dropped `close` after our Close
+/// reached the socket; a peer that stops reading, by the write timeout.
+#[test]
+#[allow(clippy::disallowed_methods)] // The test times the server against the clock.
+fn our_close_behind_queued_output_waits_for_the_flush_then_the_close_timeout() {
+    let close = Duration::from_millis(500);
+    // How late a timer may fire on a loaded machine.
+    let late = Duration::from_millis(2500);
+    let mut config = config();
+    config.max_write_buffer = 2 * BULK;
+    config.write_high_water = 2 * BULK;
+    config.timeouts.close = close;
+    let mut steady = config.clone();
+    // The steady reader never pauses for long; this is far above any pause, however loaded
+    // the machine.
+    steady.timeouts.write = Duration::from_secs(60);
+    let (server, seen) = start(steady);
+    let control = server.control();
+    let local = "Local(CloseCode(4000))".to_string();
+
+    // A steady reader: everything, in order, then the Close; its answer ends the connection.
+    let before = control.stats().bytes_out;
+    let started = Instant::now();
+    let mut ws = small_window_client(server.addr(), "/bulk/close");
+    // Set in `on_open`, before the 101 left.
+    let sent = seen.sent.load(Ordering::SeqCst);
+    let mut reader = Steady::new(control.clone(), before, sent);
+    let frame = loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(payload)) => reader.message(&payload),
+            Ok(tungstenite::Message::Close(frame)) => break frame,
+            other => panic!("after {} of {sent} messages: {other:?}", reader.n),
+        }
+    };
+    let flushing = reader.held - started;
+    assert_eq!(reader.n, sent, "messages lost");
+    assert!(
+        flushing >= 3 * close,
+        "the server flushed in {flushing:?}: not several close timeouts, so this proves nothing"
+    );
+    let frame = frame.expect("a Close with a code");
+    assert_eq!(
+        (u16::from(frame.code), frame.reason.as_str()),
+        (4000, "bye")
+    );
+    // The next read sends the answer; the server then ends the connection (a FIN).
+    match ws.read() {
+        Err(tungstenite::Error::ConnectionClosed) => {}
+        other => panic!("expected the end of the close handshake, got {other:?}"),
+    }
+    let mut rest = [0u8; 64];
+    assert_eq!(
+        ws.get_mut()
+            .read(&mut rest)
+            .expect("a FIN, not a reset or a timeout"),
+        0
+    );
+    wait_connections(&server, 0);
+    assert_eq!(seen.closes(), [("bulk/close", local.clone())]);
+
+    // A peer that reads it all but never answers is dropped `close` after our Close reached
+    // the socket, which it did after the reader last saw the server holding output (less the
+    // counter's lag: it is stored once per turn of the worker).
+    let before = control.stats().bytes_out;
+    let mut raw = Raw::upgrade_on(small_window(server.addr()), "/bulk/close");
+    let mut reader = Steady::new(control.clone(), before, sent);
+    loop {
+        match raw.frame().unwrap() {
+            Got::Frame(FIN_BINARY, payload) => reader.message(&payload),
+            Got::Frame(FIN_CLOSE, payload) => {
+                assert_eq!(payload, [&4000u16.to_be_bytes()[..], b"bye"].concat());
+                break;
+            }
+            other => panic!("after {} of {sent} messages: {other:?}", reader.n),
+        }
+    }
+    let got_close = Instant::now();
+    assert_eq!(reader.n, sent, "messages lost");
+    // Silent from here on; the read waits for the server to give up.
+    let ended = raw.frame();
+    let (after_held, after_close) = (reader.held.elapsed(), got_close.elapsed());
+    assert_eq!(
+        ended.expect("the server dropped the connection with a reset, or never"),
+        Got::Eof(0),
+        "FIN, nothing more"
+    );
+    let lag = Duration::from_millis(100);
+    assert!(
+        after_held + lag >= close,
+        "dropped {after_held:?} after the server last held output: before the close timeout"
+    );
+    assert!(
+        after_close < close + late,
+        "dropped {after_close:?} after the Close arrived"
+    );
+    wait_connections(&server, 0);
+    let both = [("bulk/close", local.clone()), ("bulk/close", local.clone())];
+    assert_eq!(seen.closes(), both);
+    server.shutdown().unwrap();
+
+    // A peer that stops reading: the write timeout drops it, with our Close still queued.
+    let write = Duration::from_secs(2);
+    let mut non_reader = config;
+    non_reader.timeouts.write = write;
+    let (server, seen) = start(non_reader);
+    let connected = Instant::now();
+    let ws = small_window_client(server.addr(), "/bulk/close");
+    wait_connections(&server, 1);
+    wait_connections(&server, 0);
+    let after = connected.elapsed();
+    assert!(
+        after >= write,
+        "dropped after {after:?}, before the write timeout"
+    );
+    assert!(after < write + late, "dropped after {after:?}");
+    assert_eq!(seen.closes(), [("bulk/close", local)]);
+    drop(ws);
     server.shutdown().unwrap();
 }

@@ -9,6 +9,10 @@
 //!   and a failed decoder keeps returning its error, the same one however the bytes were
 //!   split. This runs under the default limits and
 //!   under tight ones, so the limit checks are reachable with short inputs.
+//! - **Reference.** The whole decode equals that of a reference decoder written here from
+//!   RFC 9112 §7.1 and the rules berth documents, in another shape (recursive descent over the
+//!   whole input): the same data, the same trailers and bytes consumed, or the same error
+//!   after the same data, under both limit profiles.
 //! - **Round trip.** The input, taken as a payload, is encoded as a valid chunked body (chunk
 //!   sizes, hex spelling, extensions and trailers chosen from its bytes); decoding that gives
 //!   back exactly the payload and the trailers.
@@ -94,7 +98,6 @@ fn decode(limits: &Limits, input: &[u8], mut arrivals: impl Iterator<Item = usiz
                     .iter()
                     .map(|(name, value)| (name.to_owned(), value.to_owned()))
                     .collect();
-                assert_eq!(fields.is_empty(), trailers.is_empty());
                 return Decoded {
                     data,
                     end: End::Done {
@@ -133,10 +136,273 @@ fn tight_limits() -> Limits {
 
 fn check_split_invariance(limits: &Limits, input: &[u8]) {
     let whole = decode(limits, input, core::iter::once(input.len()));
+    assert_eq!(
+        whole,
+        reference(limits, input),
+        "berth vs the reference decoder on {:?}",
+        String::from_utf8_lossy(input)
+    );
     let split = decode(limits, input, split_sizes(input));
     assert_same(&whole, &split, "whole vs split");
     let drip = decode(limits, input, core::iter::repeat(1));
     assert_same(&whole, &drip, "whole vs one byte at a time");
+}
+
+/// Why the reference decoder stopped before the end of the body.
+enum Stop {
+    /// The input ended first.
+    Incomplete,
+    Failed(ParseError),
+}
+
+/// The oracle: a chunked-body decoder written from the grammar in RFC 9112 §7.1 and the rules
+/// berth documents, in another shape than berth's (recursive descent over the whole input,
+/// where berth steps a state machine one byte at a time, keeping state between calls):
+///
+/// ```text
+/// chunked-body = *chunk last-chunk trailer-section CRLF
+/// chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+/// chunk-size   = 1*HEXDIG                        ; leading zeros allowed, must fit in a u64
+/// chunk-ext    = [ 1*WS ] *( ";" *WS ext-name [ *WS "=" *WS ( token / quoted-string ) ] *WS )
+///                                                ; berth takes whitespace before the first
+///                                                ; ";" only when a ";" follows
+/// trailer-section = *( field-name ":" *field-vchar CRLF )
+/// ```
+///
+/// Problems are reported at the byte that shows them, the first in byte order: a size line
+/// longer than `max_chunk_line` (its CR and LF not counted), a size that overflows, a byte off
+/// the grammar (`BareNewline` if it is an LF, or any byte after a CR but LF; else
+/// `InvalidChunkSize`; `MissingChunkCrlf` after chunk data), a body over `max_body` at the end
+/// of the size line that declares it, a trailer section over `max_trailers` bytes or
+/// `max_headers` fields, and a field line that is not `name: value` at its end.
+struct Reference<'a> {
+    input: &'a [u8],
+    limits: &'a Limits,
+    pos: usize,
+    data: Vec<u8>,
+    /// Bytes of the current size line, its CRLF not counted.
+    line: usize,
+    /// Where the trailer section starts, once the last chunk is read.
+    trailers_at: Option<usize>,
+}
+
+fn reference(limits: &Limits, input: &[u8]) -> Decoded {
+    let mut r = Reference {
+        input,
+        limits,
+        pos: 0,
+        data: Vec::new(),
+        line: 0,
+        trailers_at: None,
+    };
+    let mut trailers = Vec::new();
+    let end = match r.body(&mut trailers) {
+        Ok(consumed) => End::Done { consumed, trailers },
+        Err(Stop::Incomplete) => End::NeedData {
+            // Size lines and chunk data are consumed as they arrive; a trailer section only
+            // once it is whole.
+            consumed: r.trailers_at.unwrap_or(input.len()),
+        },
+        Err(Stop::Failed(e)) => End::Failed(e),
+    };
+    Decoded { data: r.data, end }
+}
+
+fn is_ws(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// A `tchar` of RFC 9110 §5.6.2, spelled out here.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A byte allowed in a field value or quoted string: HTAB, SP, VCHAR, obs-text.
+fn is_vchar(b: u8) -> bool {
+    b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80
+}
+
+/// The error for `b` where the grammar does not allow it.
+fn off_grammar(b: u8) -> Stop {
+    Stop::Failed(if b == b'\n' {
+        ParseError::BareNewline
+    } else {
+        ParseError::InvalidChunkSize
+    })
+}
+
+impl Reference<'_> {
+    /// The next byte, not counted in the size line.
+    fn next(&mut self) -> Result<u8, Stop> {
+        let b = *self.input.get(self.pos).ok_or(Stop::Incomplete)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// The next byte of a size line, counted unless it is a CR.
+    fn line_byte(&mut self) -> Result<u8, Stop> {
+        let b = self.next()?;
+        if b != b'\r' {
+            self.line += 1;
+            if self.line > self.limits.max_chunk_line {
+                return Err(Stop::Failed(ParseError::ChunkLineTooLong));
+            }
+        }
+        Ok(b)
+    }
+
+    /// From `b` on, the first byte of the size line that is not SP or HTAB.
+    fn skip_ws(&mut self, mut b: u8) -> Result<u8, Stop> {
+        while is_ws(b) {
+            b = self.line_byte()?;
+        }
+        Ok(b)
+    }
+
+    /// From `b` on, the first byte of the size line that is not a `tchar`.
+    fn skip_token(&mut self, mut b: u8) -> Result<u8, Stop> {
+        while is_tchar(b) {
+            b = self.line_byte()?;
+        }
+        Ok(b)
+    }
+
+    /// A chunk-size line with its extensions and CRLF; returns the size.
+    fn size_line(&mut self) -> Result<u64, Stop> {
+        self.line = 0;
+        let mut b = self.line_byte()?;
+        if !b.is_ascii_hexdigit() {
+            return Err(Stop::Failed(ParseError::InvalidChunkSize));
+        }
+        let mut size = 0u64;
+        while let Some(digit) = char::from(b).to_digit(16) {
+            size = size
+                .checked_mul(16)
+                .and_then(|n| n.checked_add(u64::from(digit)))
+                .ok_or(Stop::Failed(ParseError::ChunkSizeOverflow))?;
+            b = self.line_byte()?;
+        }
+        if is_ws(b) {
+            b = self.skip_ws(b)?;
+            if b != b';' {
+                return Err(off_grammar(b));
+            }
+        }
+        while b == b';' {
+            b = self.line_byte()?;
+            b = self.skip_ws(b)?;
+            if !is_tchar(b) {
+                return Err(off_grammar(b));
+            }
+            b = self.skip_token(b)?;
+            b = self.skip_ws(b)?;
+            if b != b'=' {
+                continue;
+            }
+            b = self.line_byte()?;
+            b = self.skip_ws(b)?;
+            if b == b'"' {
+                loop {
+                    b = self.line_byte()?;
+                    match b {
+                        b'"' => break,
+                        b'\\' => {
+                            b = self.line_byte()?;
+                            if !is_vchar(b) {
+                                return Err(off_grammar(b));
+                            }
+                        }
+                        _ if is_vchar(b) => {}
+                        _ => return Err(off_grammar(b)),
+                    }
+                }
+                b = self.line_byte()?;
+            } else if is_tchar(b) {
+                b = self.skip_token(b)?;
+            } else {
+                return Err(off_grammar(b));
+            }
+            b = self.skip_ws(b)?;
+        }
+        if b != b'\r' {
+            return Err(off_grammar(b));
+        }
+        match self.next()? {
+            b'\n' => Ok(size),
+            _ => Err(Stop::Failed(ParseError::BareNewline)),
+        }
+    }
+
+    /// The whole body; returns the bytes it spans and fills `trailers`.
+    fn body(&mut self, trailers: &mut Vec<(String, Vec<u8>)>) -> Result<usize, Stop> {
+        loop {
+            let size = self.size_line()?;
+            if size == 0 {
+                break;
+            }
+            let total = (self.data.len() as u64).checked_add(size);
+            if total.is_none_or(|t| t > self.limits.max_body) {
+                return Err(Stop::Failed(ParseError::BodyTooLarge));
+            }
+            let rest = &self.input[self.pos..];
+            let take = usize::try_from(size).map_or(rest.len(), |size| size.min(rest.len()));
+            self.data.extend_from_slice(&rest[..take]);
+            self.pos += take;
+            if (take as u64) < size {
+                return Err(Stop::Incomplete);
+            }
+            for expected in [b'\r', b'\n'] {
+                if self.next()? != expected {
+                    return Err(Stop::Failed(ParseError::MissingChunkCrlf));
+                }
+            }
+        }
+        let start = self.pos;
+        self.trailers_at = Some(start);
+        let input = self.input;
+        let section = &input[start..];
+        let max = self.limits.max_trailers;
+        let at = |k: usize| match section.get(k) {
+            None => Err(Stop::Incomplete),
+            Some(_) if k >= max => Err(Stop::Failed(ParseError::TrailersTooLarge)),
+            Some(&b) => Ok(b),
+        };
+        let mut line_start = 0;
+        loop {
+            let mut k = line_start;
+            while !matches!(at(k)?, b'\r' | b'\n') {
+                k += 1;
+            }
+            if at(k)? == b'\n' || at(k + 1)? != b'\n' {
+                return Err(Stop::Failed(ParseError::BareNewline));
+            }
+            let line = &section[line_start..k];
+            if line.is_empty() {
+                return Ok(start + k + 2);
+            }
+            if trailers.len() == self.limits.max_headers {
+                return Err(Stop::Failed(ParseError::TrailersTooLarge));
+            }
+            let colon = line.iter().position(|&b| b == b':');
+            let Some((name, value)) = colon.map(|c| (&line[..c], &line[c + 1..])) else {
+                return Err(Stop::Failed(ParseError::InvalidTrailer));
+            };
+            if name.is_empty()
+                || !name.iter().all(|&b| is_tchar(b))
+                || !value.iter().all(|&b| is_vchar(b))
+            {
+                return Err(Stop::Failed(ParseError::InvalidTrailer));
+            }
+            let start = value.iter().position(|&b| !is_ws(b)).unwrap_or(value.len());
+            let end = value
+                .iter()
+                .rposition(|&b| !is_ws(b))
+                .map_or(start, |i| i + 1);
+            let name = String::from_utf8(name.to_vec()).expect("a tchar is ASCII");
+            trailers.push((name, value[start..end].to_vec()));
+            line_start = k + 2;
+        }
+    }
 }
 
 /// Encode `payload` as a valid chunked body; returns it and the trailer fields it carries.

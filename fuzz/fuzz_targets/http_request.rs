@@ -10,16 +10,31 @@
 //!   does) give the same outcome: the same request and bytes consumed, or both `Partial`, or
 //!   the same error (the first problem in byte order), however the bytes were split;
 //! - a fixed point: a parsed head, serialised again, parses to the same request;
-//! - `ServerConn`: consumed <= remaining, the first event agrees with the parser, it finishes
-//!   within a bound, and once failed it keeps returning the same error. Some requests are
-//!   answered from the head alone, before their body (the exchange then ends at the body's
-//!   End, and the next request follows without a pause); some inputs end in a timeout, which is
-//!   answered with a 408 exactly when no response has started.
+//! - `ServerConn`, driven as a runtime drives it (each request answered at its `End`, or
+//!   early as below, in a shape chosen by the input: 200 with a length or chunked, 204, 404
+//!   with `close`, or a 101 for an upgrade request): consumed <= remaining, the first event
+//!   agrees with the parser, it finishes within a bound, and every event is one that can come
+//!   next. A request's body events add up to its `Content-Length` (chunked: at most
+//!   `max_body`) and trailers come only with a chunked body; `NeedData` comes only when the
+//!   rest is a partial head or body; `Closed` only after an exchange that was not to persist
+//!   (the request's keep-alive, the response's `close`, a chunked answer to HTTP/1.0 unless
+//!   to `HEAD`), `Upgraded` only after a 101, and `Paused` never. Every response write must
+//!   succeed, and an ended response is complete in the output (a chunked one with its last
+//!   chunk). Once failed, it keeps returning the same error, and `write_error` writes the
+//!   error's status with `Connection: close` exactly once;
+//! - early answers: some requests are answered from the head alone, before their body. The
+//!   response is complete at once and nothing more can be written for it; the body is still
+//!   reported in full, the connection stays open until its `End`, and there the exchange ends
+//!   with the same persistence checks as above (the next request follows without a pause). An
+//!   error in the rest of such a body is not answered;
+//! - timeouts: some inputs end in `handle_timeout` where `NeedData` left them waiting. It
+//!   fails the connection with `ParseError::Timeout` (sticky, no keep-alive), and
+//!   `write_error` answers 408 exactly when no response has started, once.
 #![no_main]
 
 use berth::http::{
     header_slots, BodyKind, DateCache, Event, HeaderSlot, ParseError, Request, RequestParser,
-    ResponseBody, ResponseHead, ServerConn, Status, Version,
+    ResponseBody, ResponseError, ResponseHead, ServerConn, Status, Version,
 };
 use berth::Limits;
 use libfuzzer_sys::fuzz_target;
@@ -195,14 +210,41 @@ fn check_fixed_point(profile: &Profile, head: &Head) {
     );
 }
 
+/// The request being read by `check_conn`: what its head declared, its body so far, and
+/// whether it was answered before its body ended.
+#[derive(Debug)]
+struct Pending {
+    upgrade: bool,
+    version: Version,
+    /// A `HEAD` request: its response carries no body.
+    head: bool,
+    body: BodyKind,
+    received: u64,
+    /// Will the connection persist after this exchange, as the request asks?
+    keep_alive: bool,
+    /// Answered from its head alone, before its body was read: whether the connection persists
+    /// after that response. The exchange still ends at the body's `End`.
+    early: Option<bool>,
+}
+
+impl Pending {
+    /// Has the response to this request been written already (so an error is not answered)?
+    fn is_answered(pending: &Option<Pending>) -> bool {
+        pending.as_ref().is_some_and(|p| p.early.is_some())
+    }
+}
+
 fn check_conn(profile: &Profile, data: &[u8], whole: &Outcome) {
     let mut conn = ServerConn::new(&profile.limits);
     let date = DateCache::new(1_700_000_000);
     let mut out = Vec::new();
     let mut pos = 0;
     let mut requests = 0usize;
-    // The request being read: (it asked to upgrade, it was answered before its body ended).
-    let mut pending: Option<(bool, bool)> = None;
+    let mut pending: Option<Pending> = None;
+    // How the last answered exchange ended: `Some(true)` if it asked the connection to persist,
+    // `Some(false)` if it or its response closed it; and whether that response was a 101.
+    let mut last_keep_alive: Option<bool> = None;
+    let mut switched = false;
     let salt = usize::from(data.first().copied().unwrap_or(0));
     // Every request consumes at least one byte and yields at most Request, Data per byte and End.
     let bound = 3 * data.len() + 8;
@@ -228,16 +270,17 @@ fn check_conn(profile: &Profile, data: &[u8], whole: &Outcome) {
         let (used, event) = match result {
             Ok(ok) => ok,
             Err(e) => {
-                let mut slots: [HeaderSlot<'_>; SLOTS] = header_slots();
-                assert_eq!(conn.handle_input(rest, &mut slots).err(), Some(e));
-                let mut slots: [HeaderSlot<'_>; SLOTS] = header_slots();
-                assert_eq!(conn.handle_input(b"", &mut slots).err(), Some(e));
-                assert_eq!(conn.error(), Some(e));
-                assert!(conn.is_closed());
-                conn.write_error(&date, &mut out);
-                assert!(
-                    !conn.write_error(&date, &mut out),
-                    "error response written twice"
+                assert!(!switched, "{e:?} after the 101");
+                // A response is complete before the next input is read, so none has started
+                // unless the request being read was answered early: then the error in the
+                // rest of its body is not answered.
+                check_failed(
+                    &mut conn,
+                    rest,
+                    e,
+                    Pending::is_answered(&pending),
+                    &date,
+                    &mut out,
                 );
                 return;
             }
@@ -251,66 +294,270 @@ fn check_conn(profile: &Profile, data: &[u8], whole: &Outcome) {
         match event {
             Event::Request(req) => {
                 assert!(pending.is_none(), "a request before the previous one ended");
-                assert!(conn.wants_body() && conn.wants_response());
+                assert!(used > 0, "a request head of zero bytes");
+                assert_ne!(
+                    last_keep_alive,
+                    Some(false),
+                    "a request read after the connection was to close"
+                );
+                assert!(conn.wants_body() && conn.wants_response() && !conn.is_response_open());
+                let mut p = Pending {
+                    upgrade: req.upgrade.is_some(),
+                    version: req.version,
+                    head: req.is_head(),
+                    body: req.body,
+                    received: 0,
+                    keep_alive: req.keep_alive,
+                    early: None,
+                };
                 if req.expect_continue && salt.is_multiple_of(2) {
                     // 100 Continue only when there is a body to wait for.
                     assert_eq!(conn.write_continue(&mut out), req.body != BodyKind::Empty);
                 }
-                let early = (salt + requests) % 5 == 4;
-                if early {
-                    respond(&mut conn, &date, &mut out, false, salt + requests);
-                    assert!(!conn.wants_response() && !conn.is_response_open());
-                    assert!(!conn.is_closed(), "closed before the body was read");
+                if (salt + requests) % 5 == 4 {
+                    p.early = Some(answer_early(
+                        &mut conn,
+                        &date,
+                        &mut out,
+                        &p,
+                        salt + requests,
+                    ));
                 }
-                pending = Some((req.upgrade.is_some(), early));
+                pending = Some(p);
             }
             Event::Data(bytes) => {
-                assert!(pending.is_some(), "body bytes outside a request");
-                assert!(conn.wants_body());
+                let Some(p) = pending.as_mut() else {
+                    panic!("body bytes outside a request");
+                };
                 assert!(!bytes.is_empty() && bytes.len() <= used);
+                assert!(conn.wants_body());
+                assert_eq!(conn.wants_response(), p.early.is_none());
+                p.received += bytes.len() as u64;
+                match p.body {
+                    BodyKind::Empty => panic!("body bytes for a request without a body"),
+                    BodyKind::Length(n) => assert!(p.received <= n, "{} of {n} bytes", p.received),
+                    BodyKind::Chunked => assert!(p.received <= profile.limits.max_body),
+                }
             }
-            Event::End(_) => {
-                let Some((upgrade, answered)) = pending.take() else {
+            Event::End(trailers) => {
+                let Some(p) = pending.take() else {
                     panic!("End outside a request");
                 };
-                assert!(!conn.wants_body());
-                // An early answer's exchange ended with the body; any other waits for one.
-                assert_eq!(conn.wants_response(), !answered);
-                if !answered {
-                    respond(&mut conn, &date, &mut out, upgrade, salt + requests);
+                match p.body {
+                    BodyKind::Empty => assert_eq!((p.received, used), (0, 0)),
+                    BodyKind::Length(n) => {
+                        assert_eq!(p.received, n, "End before the whole body");
+                        assert_eq!(used, 0);
+                    }
+                    BodyKind::Chunked => {}
+                }
+                assert!(
+                    trailers.is_empty() || p.body == BodyKind::Chunked,
+                    "trailers without a chunked body"
+                );
+                assert!(!conn.wants_body() && !conn.is_response_open());
+                // An early answer's exchange ends with the body; any other waits for its
+                // response now.
+                assert_eq!(conn.wants_response(), p.early.is_none(), "after {p:?}");
+                let answer = match p.early {
+                    Some(persists) => Answer::Response { persists },
+                    None => respond(&mut conn, &date, &mut out, &p, true, salt + requests),
+                };
+                match answer {
+                    Answer::Switched => switched = true,
+                    Answer::Response { persists } => {
+                        last_keep_alive = Some(persists);
+                        assert_eq!(conn.is_keep_alive(), persists, "keep-alive after {p:?}");
+                        assert_eq!(conn.is_closed(), !persists, "closed after {p:?}");
+                    }
                 }
                 requests += 1;
             }
-            Event::NeedData if salt % 3 == 1 => {
-                // The runtime's deadline passes while it waits for more.
-                let answered = matches!(pending, Some((_, true)));
-                conn.handle_timeout();
-                assert_eq!(conn.error(), Some(ParseError::Timeout));
-                assert!(conn.is_closed());
-                let before = out.len();
-                assert_eq!(conn.write_error(&date, &mut out), !answered);
-                if !answered {
-                    assert!(out[before..].starts_with(b"HTTP/1.1 408 Request Timeout\r\n"));
+            Event::NeedData => {
+                // The whole input was given: what is left is an unfinished head or body.
+                match &pending {
+                    None => {
+                        assert_eq!(used, 0, "a NeedData that consumed bytes between requests");
+                        let mut parser = RequestParser::new(&profile.limits);
+                        let mut slots = header_slots::<SLOTS>();
+                        assert_eq!(
+                            Outcome::of(
+                                parser.parse(rest, &mut slots[..profile.slots]),
+                                rest.len()
+                            ),
+                            Outcome::Partial,
+                            "NeedData on {} bytes that are not a partial head",
+                            rest.len()
+                        );
+                    }
+                    Some(Pending {
+                        body: BodyKind::Length(n),
+                        received,
+                        ..
+                    }) => {
+                        assert!(received < n, "NeedData with the body complete");
+                        assert_eq!(pos, data.len(), "NeedData with body bytes left");
+                    }
+                    Some(Pending {
+                        body: BodyKind::Empty,
+                        ..
+                    }) => panic!("NeedData for a request without a body"),
+                    Some(_) => {}
                 }
-                assert!(!conn.write_error(&date, &mut out), "408 written twice");
-                let mut slots: [HeaderSlot<'_>; SLOTS] = header_slots();
-                assert_eq!(
-                    conn.handle_input(&data[pos..], &mut slots).err(),
-                    Some(ParseError::Timeout)
-                );
+                if salt % 3 == 1 {
+                    // The runtime's deadline for the rest passes while it waits: the core
+                    // fails, and answers 408 exactly when no response has started.
+                    let answered = Pending::is_answered(&pending);
+                    conn.handle_timeout();
+                    assert!(!conn.is_keep_alive(), "keep-alive after a timeout");
+                    let written = check_failed(
+                        &mut conn,
+                        &data[pos..],
+                        ParseError::Timeout,
+                        answered,
+                        &date,
+                        &mut out,
+                    );
+                    assert!(
+                        answered || written.starts_with(b"HTTP/1.1 408 Request Timeout\r\n"),
+                        "{:?}",
+                        String::from_utf8_lossy(&written)
+                    );
+                }
                 return;
             }
-            Event::NeedData | Event::Closed | Event::Upgraded => return,
+            Event::Closed => {
+                assert_eq!(used, 0);
+                assert!(pending.is_none(), "closed in the middle of a request");
+                assert_eq!(
+                    last_keep_alive,
+                    Some(false),
+                    "closed, yet the last exchange asked to persist"
+                );
+                assert!(conn.is_closed());
+                assert!(!switched);
+                return;
+            }
+            Event::Upgraded => {
+                assert_eq!(used, 0);
+                assert!(switched, "Upgraded without a 101");
+                assert!(pending.is_none());
+                return;
+            }
             Event::Paused => panic!("paused although every request was answered at its End"),
-            _ => return,
+            // `Event` is `#[non_exhaustive]`: a new kind of event needs new checks here.
+            other => panic!("an event this target does not know: {other:?}"),
         }
     }
 }
 
-/// Answer the request that just ended, in one of a few shapes chosen by `pick`; an `upgrade`
-/// request is sometimes switched.
-fn respond(conn: &mut ServerConn, date: &DateCache, out: &mut Vec<u8>, upgrade: bool, pick: usize) {
-    if upgrade && pick.is_multiple_of(3) {
+/// `conn` has failed with `e`: it keeps failing with it, and `write_error` writes the error's
+/// status with `Connection: close` exactly once, or nothing at all if the request was
+/// `answered` already. Returns what it wrote.
+fn check_failed(
+    conn: &mut ServerConn,
+    rest: &[u8],
+    e: ParseError,
+    answered: bool,
+    date: &DateCache,
+    out: &mut Vec<u8>,
+) -> Vec<u8> {
+    let mut slots: [HeaderSlot<'_>; SLOTS] = header_slots();
+    assert_eq!(conn.handle_input(rest, &mut slots).err(), Some(e));
+    let mut slots: [HeaderSlot<'_>; SLOTS] = header_slots();
+    assert_eq!(conn.handle_input(b"", &mut slots).err(), Some(e));
+    assert_eq!(conn.error(), Some(e));
+    assert!(conn.is_closed());
+    let before = out.len();
+    let wrote = conn.write_error(date, out);
+    let written = out[before..].to_vec();
+    if answered {
+        assert!(
+            !wrote && written.is_empty(),
+            "{e:?} answered after the response"
+        );
+    } else {
+        assert!(wrote, "no error response for {e:?}");
+        let status_line = format!("HTTP/1.1 {} ", e.status());
+        assert!(
+            written.starts_with(status_line.as_bytes())
+                && written.ends_with(b"Content-Length: 0\r\nConnection: close\r\n\r\n"),
+            "error response {:?} for {e:?}",
+            String::from_utf8_lossy(&written)
+        );
+    }
+    assert!(!conn.write_error(date, out), "error response written twice");
+    assert_eq!(out[before..], written, "a failed write_error wrote");
+    written
+}
+
+/// Answer the request just read from its head alone, before its body (as a handler refusing
+/// it or redirecting it does), and check the exchange stays open for the rest of the body:
+/// the response is complete and nothing more can be written for it, the body is still read,
+/// and the connection neither closes nor changes its mind about persisting. Returns whether
+/// it persists.
+fn answer_early(
+    conn: &mut ServerConn,
+    date: &DateCache,
+    out: &mut Vec<u8>,
+    req: &Pending,
+    pick: usize,
+) -> bool {
+    let Answer::Response { persists } = respond(conn, date, out, req, false, pick) else {
+        panic!("switched protocols before the request body was read");
+    };
+    assert!(!conn.wants_response() && !conn.is_response_open());
+    assert!(
+        conn.wants_body(),
+        "the body is not read after an early answer"
+    );
+    assert!(!conn.is_closed(), "closed before the body was read");
+    assert_eq!(
+        conn.is_keep_alive(),
+        persists,
+        "keep-alive after an early answer to {req:?}"
+    );
+    let before = out.len();
+    assert!(!conn.write_continue(out), "100 Continue after the response");
+    let again = ResponseHead {
+        status: 200,
+        headers: &[],
+        body: ResponseBody::Empty,
+        close: false,
+    };
+    assert_eq!(
+        conn.write_head(&again, date, out),
+        Err(ResponseError::NoRequest)
+    );
+    assert_eq!(conn.write_body(b"x", out), Err(ResponseError::NoResponse));
+    assert_eq!(conn.write_end(out), Err(ResponseError::NoResponse));
+    assert_eq!(out.len(), before, "written after the response ended");
+    persists
+}
+
+/// How `respond` answered a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// A 101: the connection switched protocols.
+    Switched,
+    /// A complete response, after which the connection persists or closes.
+    Response { persists: bool },
+}
+
+/// Answer the current request in one of a few shapes chosen by `pick`; an upgrade request is
+/// sometimes switched, if `may_switch` (its body has ended). Every write must succeed, the
+/// head must start with the status line chosen, and once ended the response must be complete
+/// in `out` (a chunked one with its last chunk), even when the request body is still unread.
+fn respond(
+    conn: &mut ServerConn,
+    date: &DateCache,
+    out: &mut Vec<u8>,
+    req: &Pending,
+    may_switch: bool,
+    pick: usize,
+) -> Answer {
+    let start = out.len();
+    if req.upgrade && may_switch && pick.is_multiple_of(3) {
         let head = ResponseHead {
             status: 101,
             headers: &[("Upgrade", b"websocket")],
@@ -319,7 +566,9 @@ fn respond(conn: &mut ServerConn, date: &DateCache, out: &mut Vec<u8>, upgrade: 
         };
         conn.write_head(&head, date, out)
             .expect("101 for an upgrade request");
-        return;
+        assert!(out[start..].starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(out.ends_with(b"Connection: Upgrade\r\n\r\n"));
+        return Answer::Switched;
     }
     let (status, body, close) = match pick % 4 {
         0 => (200, ResponseBody::Length(5), false),
@@ -335,12 +584,36 @@ fn respond(conn: &mut ServerConn, date: &DateCache, out: &mut Vec<u8>, upgrade: 
     };
     conn.write_head(&head, date, out)
         .expect("head for a waiting request");
+    let status_line = format!("HTTP/1.1 {status} ");
+    assert!(
+        out[start..].starts_with(status_line.as_bytes()),
+        "{:?}",
+        String::from_utf8_lossy(&out[start..])
+    );
     if body != ResponseBody::Empty {
         conn.write_body(b"he", out).expect("body within its length");
         conn.write_body(b"llo", out)
             .expect("body within its length");
     }
     conn.write_end(out).expect("complete response");
+    // A chunked body to an HTTP/1.0 client is ended by closing the connection; a response to
+    // HEAD has no body to end, so it does not close.
+    let until_close = body == ResponseBody::Chunked && req.version == Version::Http10 && !req.head;
+    let tail: &[u8] = if req.head || body == ResponseBody::Empty {
+        b"\r\n\r\n"
+    } else if body == ResponseBody::Chunked && !until_close {
+        b"\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n"
+    } else {
+        b"\r\n\r\nhello"
+    };
+    assert!(
+        out[start..].ends_with(tail),
+        "response not complete at its end: {:?}",
+        String::from_utf8_lossy(&out[start..])
+    );
+    Answer::Response {
+        persists: req.keep_alive && !close && !until_close,
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -68,6 +68,9 @@ struct WsPhase {
     reason: Option<Ended>,
     /// `on_close` was called.
     reported: bool,
+    /// Our Close (and all output queued before it) has been handed to the socket: `since`
+    /// times the wait for the peer's Close from then.
+    close_flushed: bool,
 }
 
 /// A [`CloseReason`] without borrowed parts, kept until it is reported.
@@ -125,7 +128,7 @@ pub(crate) struct Session<S> {
     /// When bytes last arrived.
     last_read: Instant,
     /// When the current wait began: the accept, a head's first byte, idleness after a
-    /// response, a ping, a close.
+    /// response, a ping, a close (ours: once it has reached the socket).
     since: Instant,
     /// Since when output has been waiting without the socket taking any.
     stalled_since: Option<Instant>,
@@ -275,8 +278,9 @@ impl<S: Default + Send + 'static> Session<S> {
             Phase::Ws(ws) => {
                 if ws.ctl.closing {
                     // Once the peer's Close is in, nothing is awaited from the peer: only
-                    // our output, which the write timeout bounds.
-                    if !ws.conn.is_closed() && now >= self.since + t.close {
+                    // our output, which the write timeout bounds. Nor is it awaited before
+                    // our own Close has reached the socket.
+                    if ws.close_flushed && !ws.conn.is_closed() && now >= self.since + t.close {
                         ws.reason.get_or_insert(Ended::Timeout);
                         return self.teardown(env);
                     }
@@ -334,6 +338,8 @@ impl<S: Default + Send + 'static> Session<S> {
             Phase::Http(_) => Some(self.since + t.keep_alive),
             // The close handshake is done on the peer's side; the flush is timed by `write`.
             Phase::Ws(ws) if ws.conn.is_closed() => None,
+            // Our Close still waits behind queued output; the flush is timed by `write`.
+            Phase::Ws(ws) if ws.ctl.closing && !ws.close_flushed => None,
             Phase::Ws(ws) if ws.ctl.closing => Some(self.since + t.close),
             Phase::Ws(_) if self.ping_outstanding => Some(self.since + t.pong),
             Phase::Ws(_) => t.ping.map(|p| self.last_read + p),
@@ -530,6 +536,14 @@ impl<S: Default + Send + 'static> Session<S> {
             self.stalled_since = None;
             if self.out.capacity() > 0 {
                 env.pool.give(std::mem::take(&mut self.out));
+            }
+            if let Phase::Ws(ws) = &mut self.phase {
+                if ws.ctl.closing && !ws.conn.is_closed() && !ws.close_flushed {
+                    // Our Close is out (nothing is queued after it): the wait for the
+                    // peer's Close starts now, once.
+                    ws.close_flushed = true;
+                    self.since = env.now;
+                }
             }
             return;
         }
@@ -798,6 +812,7 @@ impl<S: Default + Send + 'static> Session<S> {
             ctl: WsCtl::default(),
             reason: None,
             reported: false,
+            close_flushed: false,
         }));
         env.stats.websockets += 1;
         self.since = env.now;
