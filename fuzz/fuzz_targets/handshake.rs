@@ -476,14 +476,15 @@ impl<'b> Head<'b> {
     /// status, then field by field a subprotocol that was not offered (or a second one) or any
     /// extension, then the upgrade fields, then the accept key.
     ///
-    /// With several `Sec-WebSocket-Accept` fields the last decides, as berth's client does;
-    /// RFC 6455 §4.1 would fail such a response (their combined value is never the key).
+    /// Several `Sec-WebSocket-Accept` fields fail (RFC 6455 §4.1): their combined value
+    /// (RFC 9110 §5.3) is never the key.
     fn judge(&self, offered: &[&str]) -> Result<Option<&'b str>, ClientError> {
         if self.status != 101 {
             return Err(ClientError::UnexpectedStatus(self.status));
         }
         let mut protocol = None;
         let mut accept = None;
+        let mut accepts = 0;
         for &(name, value) in &self.fields {
             if name.eq_ignore_ascii_case(b"sec-websocket-protocol") {
                 let p = core::str::from_utf8(value).map_err(|_| ClientError::ProtocolNotOffered)?;
@@ -495,6 +496,7 @@ impl<'b> Head<'b> {
                 return Err(ClientError::ExtensionNotOffered);
             } else if name.eq_ignore_ascii_case(b"sec-websocket-accept") {
                 accept = Some(value);
+                accepts += 1;
             }
         }
         let upgrade = self
@@ -506,7 +508,7 @@ impl<'b> Head<'b> {
         if !upgrade || !connection {
             return Err(ClientError::NotAnUpgrade);
         }
-        if accept != Some(&accept_key(&client_key(NONCE))[..]) {
+        if accepts != 1 || accept != Some(&accept_key(&client_key(NONCE))[..]) {
             return Err(ClientError::AcceptMismatch);
         }
         Ok(protocol)

@@ -160,7 +160,11 @@ impl ClientHandshake {
         if status != 101 {
             return Err(ClientError::UnexpectedStatus(status));
         }
-        let (mut upgrade, mut connection, mut accept_ok) = (false, false, false);
+        let (mut upgrade, mut connection) = (false, false);
+        // The accept key, if exactly one `Sec-WebSocket-Accept` field carried it: several
+        // fields combine into a list (RFC 9110 §5.3), which is never the key (RFC 6455 §4.1).
+        let mut accepts = 0u8;
+        let mut accept_ok = false;
         let mut protocol = None;
         for h in res.headers.iter() {
             let has = |token: &[u8]| list_elements(h.value).any(|p| p.eq_ignore_ascii_case(token));
@@ -169,7 +173,8 @@ impl ClientHandshake {
             } else if h.name.eq_ignore_ascii_case("connection") {
                 connection |= has(b"upgrade");
             } else if h.name.eq_ignore_ascii_case("sec-websocket-accept") {
-                accept_ok = h.value == self.accept;
+                accepts = accepts.saturating_add(1);
+                accept_ok = accepts == 1 && h.value == self.accept;
             } else if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
                 let p =
                     core::str::from_utf8(h.value).map_err(|_| ClientError::ProtocolNotOffered)?;

@@ -192,6 +192,26 @@ fn client_checks_every_part_of_the_answer() {
         parse(&response(&ok.replace("s3pP", "XXXX")), &[]),
         Err(ClientError::AcceptMismatch)
     );
+    // Several accept fields fail, whether the right key comes first or last (RFC 6455 §4.1:
+    // their combined value is never the key).
+    let wrong = "Sec-WebSocket-Accept: XXXXLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+    assert_eq!(
+        parse(&response(&format!("{ok}{wrong}")), &[]),
+        Err(ClientError::AcceptMismatch)
+    );
+    assert_eq!(
+        parse(&response(&format!("{wrong}{ok}")), &[]),
+        Err(ClientError::AcceptMismatch)
+    );
+    assert_eq!(
+        parse(
+            &response(&format!(
+                "{ok}Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+            )),
+            &[]
+        ),
+        Err(ClientError::AcceptMismatch)
+    );
     assert_eq!(
         parse(&response(&ok.replace("Upgrade: websocket\r\n", "")), &[]),
         Err(ClientError::NotAnUpgrade)
