@@ -4,105 +4,27 @@
 
 mod util;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth::server::{CertSet, Config, Server, ServerHandle, TlsConfig};
 use berth::testing::HowClosed;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::CertificateDer;
+use rustls::CertificateError;
 use tungstenite::Message;
 
+use util::tls::{ca, leaf, read_response, tls_connect, TlsStream};
 use util::{assert_closed_at, now, test_config, wait_until, TestApp, WAIT};
-
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-}
-
-fn ca() -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "berth test CA");
-    let key = KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    Ca { params, key, pem }
-}
-
-/// A leaf certificate for `names`, signed by `ca`: (certificate PEM, key PEM).
-fn leaf(ca: &Ca, names: &[&str]) -> (String, String) {
-    let params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let issuer = Issuer::from_params(&ca.params, &ca.key);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
-fn client_config(ca: &Ca) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
-        .unwrap();
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-type TlsStream = StreamOwned<ClientConnection, TcpStream>;
-
-fn tls_connect(addr: SocketAddr, ca: &Ca, name: &str) -> std::io::Result<TlsStream> {
-    let tcp = TcpStream::connect(addr)?;
-    tcp.set_read_timeout(Some(WAIT))?;
-    tcp.set_write_timeout(Some(WAIT))?;
-    let conn = ClientConnection::new(
-        client_config(ca),
-        ServerName::try_from(name.to_string()).unwrap(),
-    )
-    .unwrap();
-    let mut stream = StreamOwned::new(conn, tcp);
-    // Drive the handshake to its end now, so a refusal shows here.
-    while stream.conn.is_handshaking() {
-        stream.conn.complete_io(&mut stream.sock)?;
-    }
-    Ok(stream)
-}
 
 /// One keep-alive GET; returns the status line and body of a `Content-Length` response.
 fn get(stream: &mut TlsStream, path: &str) -> (String, Vec<u8>) {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
     stream.flush().unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "EOF before a whole response");
-        got.extend_from_slice(&buf[..n]);
-        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&got[..end]).into_owned();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .map_or(0, |v| v.parse().unwrap());
-        if got.len() >= end + 4 + len {
-            let status = head.lines().next().unwrap().to_string();
-            return (status, got[end + 4..end + 4 + len].to_vec());
-        }
-    }
+    let (head, body) = read_response(stream);
+    (head.lines().next().unwrap().to_string(), body)
 }
 
 fn start_tls(config: Config, tls: &TlsConfig) -> (ServerHandle, SocketAddr) {

@@ -6,21 +6,15 @@
 mod util;
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth::http::Request;
-use berth::server::{
-    CertSet, Config, Control, Handler, Responder, Server, ServerHandle, TlsConfig,
-};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
-
-use util::{wait_until, WAIT};
+use berth::server::{Config, Control, Handler, Responder, Server, ServerHandle, TlsConfig};
+use util::tls::{ca, read_response, server_tls, Ca, TlsStream};
+use util::wait_until;
 
 /// `GET /hello`: 200 `hello`; `POST /echo`: 200 with the request body, once it is whole.
 #[derive(Debug, Default)]
@@ -51,83 +45,9 @@ impl Handler for App {
     }
 }
 
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-}
-
-fn ca() -> Ca {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "berth test CA");
-    let key = KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    Ca { params, key, pem }
-}
-
-/// The server's TLS settings: a certificate for `a.example` signed by `ca`.
-fn server_tls(ca: &Ca) -> TlsConfig {
-    let params = CertificateParams::new(vec!["a.example".to_string()]).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let issuer = Issuer::from_params(&ca.params, &ca.key);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let set = CertSet::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
-    TlsConfig::new(set).unwrap()
-}
-
-fn client_config(ca: &Ca) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
-        .unwrap();
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    Arc::new(config)
-}
-
-type TlsStream = StreamOwned<ClientConnection, TcpStream>;
-
+/// A connection to the server's `a.example` certificate, handshake done.
 fn tls_connect(addr: SocketAddr, ca: &Ca) -> TlsStream {
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(WAIT)).unwrap();
-    tcp.set_write_timeout(Some(WAIT)).unwrap();
-    let name = ServerName::try_from("a.example").unwrap();
-    let conn = ClientConnection::new(client_config(ca), name).unwrap();
-    let mut stream = StreamOwned::new(conn, tcp);
-    while stream.conn.is_handshaking() {
-        stream.conn.complete_io(&mut stream.sock).unwrap();
-    }
-    stream
-}
-
-/// Read one `Content-Length` response; returns its head and body.
-fn response(stream: &mut TlsStream) -> (String, Vec<u8>) {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "EOF before a whole response: {got:?}");
-        got.extend_from_slice(&buf[..n]);
-        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&got[..end]).into_owned();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Content-Length: "))
-            .map_or(0, |v| v.parse().unwrap());
-        if got.len() >= end + 4 + len {
-            assert_eq!(got.len(), end + 4 + len, "bytes after the response");
-            return (head, got[end + 4..].to_vec());
-        }
-    }
+    util::tls::tls_connect(addr, ca, "a.example").unwrap()
 }
 
 /// One keep-alive `GET /hello`, answered.
@@ -135,7 +55,7 @@ fn get(stream: &mut TlsStream) {
     stream
         .write_all(b"GET /hello HTTP/1.1\r\nHost: a.example\r\n\r\n")
         .unwrap();
-    let (head, body) = response(stream);
+    let (head, body) = read_response(stream);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert_eq!(body, b"hello");
 }
@@ -174,13 +94,13 @@ fn assert_fin(stream: &mut TlsStream) {
 #[test]
 fn a_connection_close_over_https_ends_with_close_notify_before_the_fin() {
     let ca = ca();
-    let (handle, addr, _) = start(config(), &server_tls(&ca));
+    let (handle, addr, _) = start(config(), &server_tls(&ca, &["a.example"]));
     let mut stream = tls_connect(addr, &ca);
     get(&mut stream);
     stream
         .write_all(b"GET /hello HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let (head, body) = response(&mut stream);
+    let (head, body) = read_response(&mut stream);
     assert!(head.contains("\r\nConnection: close"), "{head}");
     assert_eq!(body, b"hello");
     let mut buf = [0u8; 64];
@@ -200,7 +120,7 @@ fn an_idle_timeout_over_https_ends_with_close_notify_before_the_fin() {
     let ca = ca();
     let mut config = config();
     config.timeouts.keep_alive = Duration::from_millis(300);
-    let (handle, addr, _) = start(config, &server_tls(&ca));
+    let (handle, addr, _) = start(config, &server_tls(&ca, &["a.example"]));
     let mut stream = tls_connect(addr, &ca);
     get(&mut stream);
     let mut buf = [0u8; 64];
@@ -234,7 +154,7 @@ fn a_peer_eof_without_close_notify_is_cleaned_up_between_and_during_requests() {
     config.timeouts.keep_alive = Duration::from_secs(60);
     config.timeouts.header = Duration::from_secs(60);
     config.timeouts.body = Duration::from_secs(60);
-    let (handle, addr, requests) = start(config, &server_tls(&ca));
+    let (handle, addr, requests) = start(config, &server_tls(&ca, &["a.example"]));
     let control = handle.control();
     let mut keeper = tls_connect(addr, &ca);
     get(&mut keeper);
@@ -262,7 +182,7 @@ fn a_peer_eof_without_close_notify_is_cleaned_up_between_and_during_requests() {
         stream.write_all(sent).unwrap();
         stream.flush().unwrap();
         if sent.ends_with(b"\r\n\r\n") {
-            let (head, _) = response(&mut stream);
+            let (head, _) = read_response(&mut stream);
             assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{what}: {head}");
         }
         // The server has read every byte (and seen the head, if it is whole): the EOF comes

@@ -257,3 +257,6 @@ pub fn assert_at(what: &str, at: Instant, from: Instant, timeout: Duration) {
 
 #[path = "../../examples/support/stderr_log.rs"]
 pub mod stderr_log;
+
+#[cfg(feature = "tls")]
+pub mod tls;
