@@ -7,7 +7,8 @@
 //! ```text
 //!   Server::listen ─► one SO_REUSEPORT listener per worker per address
 //!   worker thread (one per core) ── mio::Poll ── Slab<Session> ── timer wheel, buffer pool
-//!       Session = { socket, Phase::Http(ServerConn) | Phase::Ws(ws::Conn) | Phase::Linger }
+//!       Session = { Transport, Phase::Http(ServerConn) | Phase::Ws(ws::Conn) | Phase::Linger }
+//!       Transport = { socket (plain | rustls), pooled read buffer, pooled write buffer }
 //!       readable ─► read until WouldBlock ─► core events ─► Handler callbacks ─► write buffer
 //!       writable ─► write until WouldBlock (above the high-water mark, reading pauses)
 //!   Control / Sender (any thread) ── Mutex<Vec<Command>> + mio::Waker ──► worker
@@ -44,6 +45,7 @@ mod tests;
 mod timer;
 #[cfg(feature = "tls")]
 mod tls;
+mod transport;
 mod worker;
 
 use std::io;

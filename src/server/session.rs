@@ -1,5 +1,5 @@
-//! One connection: a socket, its buffers, and the phase state machine that pumps bytes
-//! through the sans-I/O core.
+//! One connection: the phase state machine that pumps bytes between its transport and the
+//! sans-I/O core.
 //!
 //! ```text
 //!   accept ─► Http ──101──► Ws ──Close/error/timeout──┐
@@ -11,24 +11,24 @@
 //! down, and whatever the peer still sends is read and dropped until its EOF, so that a final
 //! response (a 400, a Close echo) is not destroyed by a reset on unread input.
 //!
-//! A session holds a read buffer only while it has unconsumed input (a head or frame that
-//! arrived in pieces), and a write buffer only while the socket has not taken its output;
-//! both come from the worker's pool. Input is otherwise read into the worker's shared
-//! scratch buffer and handed to the core in place.
+//! The socket, its TLS layer and the pooled read and write buffers are the session's
+//! [`Transport`] (`transport.rs`): the session decides when to read, what the core makes of the
+//! input and when to flush, close or linger; the transport moves the bytes. Input is read into
+//! the worker's shared scratch buffer and handed to the core in place; the transport keeps
+//! only what the core leaves unconsumed.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io;
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
-
-use mio::net::TcpStream;
 
 use super::buffer::Pool;
 use super::handler::{
     write_frame, CloseReason, Closed, ConnId, Handler, Message, Responder, WebSocket, WsCtl,
 };
 use super::timer::{Entry, TimerWheel};
+use super::transport::{Recv, Transport};
 use super::worker::{Topics, WorkerShared};
 use super::{Config, Control, Stats};
 use crate::http::{self, header_slots, DateCache, ServerConn};
@@ -106,21 +106,14 @@ enum Phase {
 
 /// One connection.
 pub(crate) struct Session<S> {
-    stream: TcpStream,
-    /// The TLS layer between the socket and the core, on a TLS listener.
-    tls: Tls,
+    /// The socket, its TLS layer if any, and the pooled read and write buffers.
+    io: Transport,
     peer: SocketAddr,
     /// Which of the worker's listeners accepted the connection.
     listener: u16,
     id: ConnId,
     phase: Phase,
     state: S,
-    /// Unconsumed input in `inbuf[..in_len]`; `inbuf` is empty (no capacity) when none.
-    inbuf: Vec<u8>,
-    in_len: usize,
-    /// Output in `out[out_pos..]`.
-    out: Vec<u8>,
-    out_pos: usize,
     /// Topics this connection is subscribed to (indexes into the worker's `Topics`).
     subs: Vec<u32>,
     /// The tick of this session's live timer-wheel entry.
@@ -138,8 +131,9 @@ pub(crate) struct Session<S> {
     ping_outstanding: bool,
     /// Reading stopped: the output is over the high-water mark.
     read_paused: bool,
-    /// `inbuf` holds pipelined requests left unparsed because the output was over the
-    /// high-water mark; they are parsed, before anything more is read, once reading resumes.
+    /// The transport's read buffer holds pipelined requests left unparsed because the output
+    /// was over the high-water mark; they are parsed, before anything more is read, once
+    /// reading resumes.
     held: bool,
     /// `on_drain` is owed once the output falls below the low-water mark.
     owe_drain: bool,
@@ -163,15 +157,6 @@ impl<S> Session<S> {
         entry.gen == self.id.gen && self.timer_tick == Some(entry.tick)
     }
 
-    fn unsent(&self) -> usize {
-        self.out.len() - self.out_pos
-    }
-
-    /// Is there output not yet taken by the socket (plaintext, or TLS records)?
-    fn pending(&self) -> bool {
-        self.unsent() > 0 || self.tls_pending()
-    }
-
     fn local<H: Handler>(&self, env: &Env<'_, H>) -> SocketAddr {
         env.local_addrs
             .get(usize::from(self.listener))
@@ -183,8 +168,7 @@ impl<S> Session<S> {
 impl<S: Default + Send + 'static> Session<S> {
     #[allow(clippy::too_many_arguments)] // Called from one place, with everything a session is.
     pub(crate) fn new(
-        stream: TcpStream,
-        tls: Tls,
+        io: Transport,
         peer: SocketAddr,
         listener: u16,
         key: u32,
@@ -194,17 +178,12 @@ impl<S: Default + Send + 'static> Session<S> {
         now: Instant,
     ) -> Self {
         Session {
-            stream,
-            tls,
+            io,
             peer,
             listener,
             id: ConnId { worker, key, gen },
             phase: Phase::Http(Box::new(ServerConn::new(&config.limits))),
             state: S::default(),
-            inbuf: Vec::new(),
-            in_len: 0,
-            out: Vec::new(),
-            out_pos: 0,
             subs: Vec::new(),
             timer_tick: None,
             last_read: now,
@@ -265,13 +244,13 @@ impl<S: Default + Send + 'static> Session<S> {
                     }
                 } else if self.head_pending {
                     if now >= self.since + t.header {
-                        if self.is_handshaking() {
+                        if self.io.is_handshaking() {
                             log::debug!("{}: TLS handshake timed out", self.id);
                             return self.teardown(env);
                         }
                         self.request_timed_out(env.date, env.pool);
                     }
-                } else if !self.pending() && now >= self.since + t.keep_alive {
+                } else if !self.io.pending() && now >= self.since + t.keep_alive {
                     return self.teardown(env);
                 }
             }
@@ -292,8 +271,7 @@ impl<S: Default + Send + 'static> Session<S> {
                     }
                 } else if let Some(ping) = t.ping {
                     if now >= self.last_read + ping {
-                        take_buffer(&mut self.out, env.pool);
-                        write_frame(&mut self.out, OpCode::Ping, b"");
+                        write_frame(self.io.out_from(env.pool), OpCode::Ping, b"");
                         self.ping_outstanding = true;
                         self.since = now;
                     }
@@ -313,8 +291,7 @@ impl<S: Default + Send + 'static> Session<S> {
     fn request_timed_out(&mut self, date: &DateCache, pool: &mut Pool) {
         if let Phase::Http(conn) = &mut self.phase {
             conn.handle_timeout();
-            take_buffer(&mut self.out, pool);
-            conn.write_error(date, &mut self.out);
+            conn.write_error(date, self.io.out_from(pool));
         }
         log::debug!("{}: request timed out", self.id);
     }
@@ -363,14 +340,14 @@ impl<S: Default + Send + 'static> Session<S> {
         // other connections have a turn after a few rounds.
         let mut rounds = 0;
         loop {
-            if self.unsent() > high {
+            if self.io.unsent() > high {
                 self.owe_drain = true;
             }
             self.flush(env);
             if self.kill {
                 return self.teardown(env);
             }
-            let unsent = self.unsent();
+            let unsent = self.io.unsent();
             if unsent > high {
                 self.read_paused = true;
                 break;
@@ -402,8 +379,8 @@ impl<S: Default + Send + 'static> Session<S> {
         };
         if finished {
             if matches!(&self.phase, Phase::Ws(ws) if ws.conn.is_closed() && ws.conn.error().is_none())
-                && !self.pending()
-                && !self.is_tls()
+                && !self.io.pending()
+                && !self.io.is_tls()
             {
                 // The close handshake is complete: the peer sends nothing more, so the server
                 // closes the TCP connection at once (RFC 6455 §7.1.1), without lingering. After
@@ -416,22 +393,20 @@ impl<S: Default + Send + 'static> Session<S> {
             }
             if self.eof {
                 // The peer is gone: write what it may still read, and stop.
-                if !self.pending() || matches!(self.phase, Phase::Ws(_)) {
+                if !self.io.pending() || matches!(self.phase, Phase::Ws(_)) {
                     return self.teardown(env);
                 }
-            } else if !self.pending() {
+            } else if !self.io.pending() {
                 self.linger(env);
             }
         } else if self.eof {
             match self.phase {
                 Phase::Ws(_) | Phase::Linger => return self.teardown(env),
-                Phase::Http(_) if !self.pending() => return self.teardown(env),
+                Phase::Http(_) if !self.io.pending() => return self.teardown(env),
                 Phase::Http(_) => self.close_after_flush = true,
             }
         }
-        if self.in_len == 0 && !self.inbuf.is_empty() {
-            env.pool.give(std::mem::take(&mut self.inbuf));
-        }
+        self.io.release_input(env.pool);
         self.arm(env);
         false
     }
@@ -440,11 +415,11 @@ impl<S: Default + Send + 'static> Session<S> {
     fn linger<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>) {
         self.report_close(env);
         self.leave_ws(env);
-        self.close_notify();
-        let _ = self.stream.shutdown(Shutdown::Write);
+        self.io.close_notify();
+        self.io.shutdown_write();
         self.phase = Phase::Linger;
         self.since = env.now;
-        self.in_len = 0;
+        self.io.drop_input();
     }
 
     /// Call `on_close` if this is an open WebSocket that has not had it.
@@ -471,17 +446,12 @@ impl<S: Default + Send + 'static> Session<S> {
     /// The session is being removed: last callbacks, buffers back to the pool.
     pub(crate) fn finish<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>) {
         if !self.eof && !matches!(self.phase, Phase::Linger) {
-            self.close_notify();
+            self.io.close_notify();
         }
         self.report_close(env);
         self.leave_ws(env);
         self.phase = Phase::Linger;
-        if self.out.capacity() > 0 {
-            env.pool.give(std::mem::take(&mut self.out));
-        }
-        if self.inbuf.capacity() > 0 {
-            env.pool.give(std::mem::take(&mut self.inbuf));
-        }
+        self.io.release(env.pool);
     }
 
     /// Returns `true`: remove the session.
@@ -510,33 +480,28 @@ impl<S: Default + Send + 'static> Session<S> {
             id: self.id,
             peer: self.peer,
             local,
-            out: &mut self.out,
-            out_pos: self.out_pos,
+            out_pos: self.io.out_pos(),
+            out: self.io.out(),
             subs: &mut self.subs,
             state: &mut self.state,
         };
         if !ws_callback(env, parts, &mut ws.ctl, what, callback) {
             self.kill = true;
         }
-        apply_close_request(ws, &mut self.out, env.now, &mut self.since);
+        apply_close_request(ws, self.io.out(), env.now, &mut self.since);
     }
 
-    /// Write queued output until the socket would block.
+    /// Write queued output until the socket would block, and time a stall.
     fn flush<H: Handler>(&mut self, env: &mut Env<'_, H>) {
-        let (written, result) = self.write_out();
+        let (written, result) = self.io.flush(env.pool);
         env.stats.bytes_out += written as u64;
         let progress = written > 0;
         if let Err(e) = result {
             log::debug!("{}: write failed: {e}", self.id);
             self.kill = true;
         }
-        if !self.tls_pending() && self.out_pos == self.out.len() {
-            self.out.clear();
-            self.out_pos = 0;
+        if !self.io.pending() {
             self.stalled_since = None;
-            if self.out.capacity() > 0 {
-                env.pool.give(std::mem::take(&mut self.out));
-            }
             if let Phase::Ws(ws) = &mut self.phase {
                 if ws.ctl.closing && !ws.conn.is_closed() && !ws.close_flushed {
                     // Our Close is out (nothing is queued after it): the wait for the
@@ -547,14 +512,8 @@ impl<S: Default + Send + 'static> Session<S> {
             }
             return;
         }
-        {
-            if progress || self.stalled_since.is_none() {
-                self.stalled_since = Some(env.now);
-            }
-            if self.out_pos >= self.out.len() / 2 {
-                self.out.drain(..self.out_pos);
-                self.out_pos = 0;
-            }
+        if progress || self.stalled_since.is_none() {
+            self.stalled_since = Some(env.now);
         }
     }
 
@@ -566,37 +525,27 @@ impl<S: Default + Send + 'static> Session<S> {
             }
             // Input already read comes first; it may be held again.
             self.held = false;
-            self.process_inbuf(env, self.in_len);
+            self.process_inbuf(env);
         }
+        // What the core can leave unconsumed: a head at its limit, or part of a frame.
+        let max_held = env.config.limits.max_head.max(1024) + 64 * 1024;
         for _ in 0..MAX_READS {
             if self.read_paused || self.eof || self.kill {
                 return;
             }
             let lingering = matches!(self.phase, Phase::Linger);
-            let asked;
-            let result = if self.in_len == 0 || lingering {
-                asked = scratch.len();
-                self.recv(scratch)
-            } else {
-                if self.in_len == self.inbuf.len() && !self.grow_inbuf(env.config) {
+            let (n, held, drained) = match self.io.recv(scratch, lingering, max_held) {
+                Ok(Recv::Data { n, held, drained }) => (n, held, drained),
+                Ok(Recv::Eof) => {
+                    self.on_eof();
+                    return;
+                }
+                Ok(Recv::Full) => {
                     // Only a peer breaking the core's bounds gets here; the core reports
                     // its own limit errors before the buffer is full.
                     self.kill = true;
                     return;
                 }
-                let mut spare = std::mem::take(&mut self.inbuf);
-                let room = spare.get_mut(self.in_len..).unwrap_or_default();
-                asked = room.len();
-                let result = self.recv(room);
-                self.inbuf = spare;
-                result
-            };
-            let n = match result {
-                Ok(0) => {
-                    self.on_eof();
-                    return;
-                }
-                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -614,64 +563,40 @@ impl<S: Default + Send + 'static> Session<S> {
                     self.kill = true;
                     return;
                 }
-                if n < asked && !self.hup && !self.is_tls() {
+                if drained && !self.hup {
                     return;
                 }
                 continue;
             }
-            if self.in_len == 0 {
+            if held {
+                self.process_inbuf(env);
+            } else {
                 let data = scratch.get_mut(..n).unwrap_or_default();
                 let used = self.process(env, data);
                 let rest = data.get(used..).unwrap_or_default();
                 if !rest.is_empty() && !matches!(self.phase, Phase::Linger) {
-                    self.stash(env.pool, rest);
+                    self.io.stash(env.pool, rest);
                 }
-            } else {
-                self.process_inbuf(env, self.in_len + n);
             }
-            if n < asked && !self.hup && !self.is_tls() {
+            if drained && !self.hup {
                 // A short read drained the socket, and a new arrival raises a new edge. (With
                 // the peer's FIN already reported, read on to see the EOF. Through TLS a short
-                // read of plaintext says nothing about the socket.)
+                // read of plaintext says nothing about the socket: the transport never reports
+                // one drained.)
                 return;
             }
         }
         env.resume.push(self.id.key as usize);
     }
 
-    /// Feed `inbuf[..len]` to the core and keep what it leaves at the front of `inbuf`.
-    fn process_inbuf<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>, len: usize) {
-        let mut buf = std::mem::take(&mut self.inbuf);
+    /// Feed the held input to the core and keep what it leaves.
+    fn process_inbuf<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>) {
+        let (mut buf, len) = self.io.lend_input();
         let used = self.process(env, buf.get_mut(..len).unwrap_or_default());
-        buf.copy_within(used..len, 0);
-        self.in_len = len - used;
-        self.inbuf = buf;
+        self.io.restore_input(buf, len, used);
         if matches!(self.phase, Phase::Linger) {
-            self.in_len = 0;
+            self.io.drop_input();
         }
-    }
-
-    /// Keep unconsumed input that arrived in the shared scratch buffer.
-    fn stash(&mut self, pool: &mut Pool, rest: &[u8]) {
-        let mut buf = pool.take();
-        let size = pool.size().max(rest.len() * 2);
-        buf.resize(size, 0);
-        if let Some(dst) = buf.get_mut(..rest.len()) {
-            dst.copy_from_slice(rest);
-        }
-        self.inbuf = buf;
-        self.in_len = rest.len();
-    }
-
-    /// Double the read buffer, up to what the core can leave unconsumed.
-    fn grow_inbuf(&mut self, config: &Config) -> bool {
-        let max = config.limits.max_head.max(1024) + 64 * 1024;
-        let len = self.inbuf.len();
-        if len >= max {
-            return false;
-        }
-        self.inbuf.resize((len * 2).clamp(4096, max), 0);
-        true
     }
 
     fn on_eof(&mut self) {
@@ -718,7 +643,7 @@ impl<S: Default + Send + 'static> Session<S> {
         loop {
             if !conn.wants_body()
                 && pos < data.len()
-                && self.out.len() - self.out_pos > env.config.write_high_water
+                && self.io.unsent() > env.config.write_high_water
             {
                 // The next pipelined request waits, as unread bytes in the socket do, until
                 // the output drains: else one read of small requests could queue any amount
@@ -733,17 +658,15 @@ impl<S: Default + Send + 'static> Session<S> {
                 Ok(found) => found,
                 Err(e) => {
                     log::debug!("{}: bad request: {e}", self.id);
-                    take_buffer(&mut self.out, env.pool);
-                    conn.write_error(env.date, &mut self.out);
+                    conn.write_error(env.date, self.io.out_from(env.pool));
                     return (data.len(), false);
                 }
             };
             pos += used;
-            let buffered = self.out.len() - self.out_pos;
-            take_buffer(&mut self.out, env.pool);
+            let buffered = self.io.unsent();
             let mut res = Responder {
                 conn,
-                out: &mut self.out,
+                out: self.io.out_from(env.pool),
                 date: env.date,
                 peer: self.peer,
                 local,
@@ -822,7 +745,7 @@ impl<S: Default + Send + 'static> Session<S> {
             self.start_drain(env);
             return;
         }
-        take_buffer(&mut self.out, env.pool);
+        self.io.out_from(env.pool);
         self.ws_event(env, "on_open", |h, s, v| h.on_open(s, v));
     }
 
@@ -836,7 +759,7 @@ impl<S: Default + Send + 'static> Session<S> {
             return data.len();
         };
         let ws = &mut **ws;
-        take_buffer(&mut self.out, env.pool);
+        self.io.out_from(env.pool);
         let mut pos = 0;
         while pos < data.len() && !self.kill {
             ws.ctl.closing |= ws.conn.is_closing();
@@ -860,7 +783,7 @@ impl<S: Default + Send + 'static> Session<S> {
                 ws::Event::Ping(_) => {
                     // Answer each ping before the next frame, so pongs keep their order
                     // relative to echoes and none is coalesced away.
-                    ws.conn.poll_transmit(&mut self.out);
+                    ws.conn.poll_transmit(self.io.out());
                     continue;
                 }
                 ws::Event::Pong(_) => continue,
@@ -893,8 +816,8 @@ impl<S: Default + Send + 'static> Session<S> {
                 id: self.id,
                 peer: self.peer,
                 local,
-                out: &mut self.out,
-                out_pos: self.out_pos,
+                out_pos: self.io.out_pos(),
+                out: self.io.out(),
                 subs: &mut self.subs,
                 state: &mut self.state,
             };
@@ -902,9 +825,9 @@ impl<S: Default + Send + 'static> Session<S> {
             if !ws_callback(env, parts, &mut ws.ctl, "on_message", on_message) {
                 self.kill = true;
             }
-            apply_close_request(ws, &mut self.out, env.now, &mut self.since);
+            apply_close_request(ws, self.io.out(), env.now, &mut self.since);
         }
-        ws.conn.poll_transmit(&mut self.out);
+        ws.conn.poll_transmit(self.io.out());
         pos
     }
 
@@ -916,18 +839,17 @@ impl<S: Default + Send + 'static> Session<S> {
         if ws.ctl.closing || ws.conn.is_closing() {
             return;
         }
-        if self.out.len() - self.out_pos + frame.len() > env.config.max_write_buffer {
+        if self.io.unsent() + frame.len() > env.config.max_write_buffer {
             log::debug!("{}: write buffer over its bound; closing", self.id);
             ws.reason.get_or_insert(Ended::SlowConsumer);
             let _ = ws
                 .conn
-                .close(CloseCode::POLICY, "slow consumer", &mut self.out);
+                .close(CloseCode::POLICY, "slow consumer", self.io.out());
             ws.ctl.closing = true;
             self.since = env.now;
             return;
         }
-        take_buffer(&mut self.out, env.pool);
-        self.out.extend_from_slice(frame);
+        self.io.out_from(env.pool).extend_from_slice(frame);
     }
 
     /// Close a WebSocket at another thread's request.
@@ -943,8 +865,11 @@ impl<S: Default + Send + 'static> Session<S> {
         if ws.ctl.closing {
             return;
         }
-        take_buffer(&mut self.out, env.pool);
-        if ws.conn.close(code, reason, &mut self.out).is_ok() {
+        if ws
+            .conn
+            .close(code, reason, self.io.out_from(env.pool))
+            .is_ok()
+        {
             ws.reason.get_or_insert(Ended::Local(code));
             ws.ctl.closing = true;
             self.since = env.now;
@@ -957,10 +882,10 @@ impl<S: Default + Send + 'static> Session<S> {
             Phase::Http(conn) => conn.start_drain(),
             Phase::Ws(ws) => {
                 if !ws.ctl.closing {
-                    take_buffer(&mut self.out, env.pool);
+                    let out = self.io.out_from(env.pool);
                     if ws
                         .conn
-                        .close(CloseCode::GOING_AWAY, "server shutting down", &mut self.out)
+                        .close(CloseCode::GOING_AWAY, "server shutting down", out)
                         .is_ok()
                     {
                         ws.reason.get_or_insert(Ended::Shutdown);
@@ -970,159 +895,6 @@ impl<S: Default + Send + 'static> Session<S> {
                 }
             }
             Phase::Linger => {}
-        }
-    }
-}
-
-/// The TLS layer of a session, if its listener speaks TLS.
-#[cfg(feature = "tls")]
-pub(crate) type Tls = Option<Box<rustls::ServerConnection>>;
-/// Without the `tls` feature there is never a TLS layer.
-#[cfg(not(feature = "tls"))]
-pub(crate) type Tls = Option<core::convert::Infallible>;
-
-impl<S> Session<S> {
-    fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
-    #[cfg(feature = "tls")]
-    fn is_handshaking(&self) -> bool {
-        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
-    }
-
-    #[cfg(not(feature = "tls"))]
-    fn is_handshaking(&self) -> bool {
-        false
-    }
-
-    /// Does the TLS layer hold records the socket has not taken?
-    #[cfg(feature = "tls")]
-    fn tls_pending(&self) -> bool {
-        self.tls.as_ref().is_some_and(|t| t.wants_write())
-    }
-
-    #[cfg(not(feature = "tls"))]
-    fn tls_pending(&self) -> bool {
-        false
-    }
-
-    /// Read plaintext: from the socket, or through the TLS layer. `Ok(0)` is the end of the
-    /// stream (a TCP EOF, or TLS close_notify).
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &mut self.tls {
-            return recv_tls(tls, &mut self.stream, buf);
-        }
-        self.stream.read(buf)
-    }
-
-    /// Write `out[out_pos..]` until the socket would block (through the TLS layer, if any).
-    /// Returns the bytes written to the socket, and the error that stopped it, if one did.
-    fn write_out(&mut self) -> (usize, io::Result<()>) {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &mut self.tls {
-            return send_tls(tls, &mut self.stream, &self.out, &mut self.out_pos);
-        }
-        let mut written = 0;
-        while self.out_pos < self.out.len() {
-            match self
-                .stream
-                .write(self.out.get(self.out_pos..).unwrap_or_default())
-            {
-                Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => {
-                    self.out_pos += n;
-                    written += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (written, Err(e)),
-            }
-        }
-        (written, Ok(()))
-    }
-
-    /// Queue TLS close_notify and try to write it (a clean close).
-    fn close_notify(&mut self) {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.as_mut().filter(|t| !t.is_handshaking()) {
-            tls.send_close_notify();
-            let _ = send_tls(tls, &mut self.stream, &[], &mut 0);
-        }
-    }
-}
-
-/// Read plaintext through TLS: drain what rustls has decrypted, else read records from the
-/// socket and process them, writing any handshake records rustls wants to send.
-#[cfg(feature = "tls")]
-fn recv_tls(
-    tls: &mut rustls::ServerConnection,
-    stream: &mut TcpStream,
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    loop {
-        match tls.reader().read(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // The TCP stream ended without close_notify: an EOF all the same.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-            Err(e) => return Err(e),
-        }
-        if tls.read_tls(stream)? == 0 {
-            return Ok(0);
-        }
-        if let Err(e) = tls.process_new_packets() {
-            // Send the alert rustls queued, then fail the connection.
-            let _ = tls.write_tls(stream);
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-        }
-        while tls.wants_write() {
-            match tls.write_tls(stream) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// Encrypt `out[*pos..]` as far as rustls's buffer limit allows and write the records until
-/// the socket would block; loop while both make progress.
-#[cfg(feature = "tls")]
-fn send_tls(
-    tls: &mut rustls::ServerConnection,
-    stream: &mut TcpStream,
-    out: &[u8],
-    pos: &mut usize,
-) -> (usize, io::Result<()>) {
-    let mut written = 0;
-    loop {
-        let mut progress = false;
-        if *pos < out.len() {
-            match tls.writer().write(out.get(*pos..).unwrap_or_default()) {
-                Ok(n) => {
-                    *pos += n;
-                    progress |= n > 0;
-                }
-                Err(e) => return (written, Err(e)),
-            }
-        }
-        while tls.wants_write() {
-            match tls.write_tls(stream) {
-                Ok(0) => return (written, Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => {
-                    written += n;
-                    progress = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (written, Ok(())),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (written, Err(e)),
-            }
-        }
-        if *pos == out.len() || !progress {
-            return (written, Ok(()));
         }
     }
 }
@@ -1184,13 +956,6 @@ fn call_on_close<H: Handler>(
     let handler = env.handler;
     if catch_unwind(AssertUnwindSafe(|| handler.on_close(state, closed))).is_err() {
         log::error!("{id}: on_close panicked");
-    }
-}
-
-/// Give `out` a pooled buffer if it has none.
-fn take_buffer(out: &mut Vec<u8>, pool: &mut Pool) {
-    if out.capacity() == 0 {
-        *out = pool.take();
     }
 }
 

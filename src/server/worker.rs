@@ -18,6 +18,7 @@ use super::clock::Clock;
 use super::handler::{Handler, SendError};
 use super::session::{Env, Session};
 use super::timer::{Entry, TimerWheel};
+use super::transport::Transport;
 use super::{Config, Control, ListenerTls, Stats};
 use crate::http::DateCache;
 use crate::ws::CloseCode;
@@ -521,21 +522,21 @@ impl<H: Handler> Worker<H> {
             log::warn!("worker {}: register failed: {e}", self.index);
             return;
         }
-        let tls = match self.listener_tls.get(listener) {
-            Some(Some(config)) => match tls_session(config) {
-                Ok(tls) => tls,
+        let io = match self.listener_tls.get(listener) {
+            #[cfg(feature = "tls")]
+            Some(Some(config)) => match Transport::tls(stream, config) {
+                Ok(io) => io,
                 Err(e) => {
                     log::warn!("worker {}: TLS session refused: {e}", self.index);
                     return;
                 }
             },
-            _ => None,
+            _ => Transport::plain(stream),
         };
         self.next_gen = self.next_gen.wrapping_add(1);
         let now = self.clock.now();
         entry.insert(Session::new(
-            stream,
-            tls,
+            io,
             peer,
             u16::try_from(listener).unwrap_or(u16::MAX),
             key as u32,
@@ -619,21 +620,6 @@ impl<H: Handler> Worker<H> {
             }
         }
     }
-}
-
-/// A TLS session for a connection accepted on a TLS listener.
-#[cfg(feature = "tls")]
-fn tls_session(config: &ListenerTls) -> Result<super::session::Tls, rustls::Error> {
-    let mut conn = rustls::ServerConnection::new(std::sync::Arc::clone(&config.server))?;
-    // Bounds the plaintext rustls holds before the handshake ends and the records it holds
-    // for the socket, like the session's own write buffer.
-    conn.set_buffer_limit(Some(64 * 1024));
-    Ok(Some(Box::new(conn)))
-}
-
-#[cfg(not(feature = "tls"))]
-fn tls_session(config: &ListenerTls) -> Result<super::session::Tls, core::convert::Infallible> {
-    match *config {}
 }
 
 impl<H: Handler> core::fmt::Debug for Worker<H> {
