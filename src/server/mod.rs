@@ -40,6 +40,7 @@ mod buffer;
 mod clock;
 mod handler;
 mod session;
+mod session_timer;
 #[cfg(test)]
 mod tests;
 mod timer;

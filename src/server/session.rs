@@ -27,6 +27,7 @@ use super::buffer::Pool;
 use super::handler::{
     write_frame, CloseReason, Closed, ConnId, Handler, Message, Responder, WebSocket, WsCtl,
 };
+use super::session_timer::{Timer, TimerTable};
 use super::timer::{Entry, TimerWheel};
 use super::transport::{Recv, Transport};
 use super::worker::{Topics, WorkerShared};
@@ -68,9 +69,6 @@ struct WsPhase {
     reason: Option<Ended>,
     /// `on_close` was called.
     reported: bool,
-    /// Our Close (and all output queued before it) has been handed to the socket: `since`
-    /// times the wait for the peer's Close from then.
-    close_flushed: bool,
 }
 
 /// A [`CloseReason`] without borrowed parts, kept until it is reported.
@@ -118,17 +116,8 @@ pub(crate) struct Session<S> {
     subs: Vec<u32>,
     /// The tick of this session's live timer-wheel entry.
     timer_tick: Option<u64>,
-    /// When bytes last arrived.
-    last_read: Instant,
-    /// When the current wait began: the accept, a head's first byte, idleness after a
-    /// response, a ping, a close (ours: once it has reached the socket).
-    since: Instant,
-    /// Since when output has been waiting without the socket taking any.
-    stalled_since: Option<Instant>,
-    /// A request head has started (or the first request is awaited); `since` times it.
-    head_pending: bool,
-    /// A ping is unanswered; `since` times it.
-    ping_outstanding: bool,
+    /// The waits that run, each set by the transition that starts it.
+    timers: TimerTable,
     /// Reading stopped: the output is over the high-water mark.
     read_paused: bool,
     /// The transport's read buffer holds pipelined requests left unparsed because the output
@@ -186,11 +175,7 @@ impl<S: Default + Send + 'static> Session<S> {
             state: S::default(),
             subs: Vec::new(),
             timer_tick: None,
-            last_read: now,
-            since: now,
-            stalled_since: None,
-            head_pending: true,
-            ping_outstanding: false,
+            timers: TimerTable::new(now),
             read_paused: false,
             held: false,
             owe_drain: false,
@@ -225,63 +210,47 @@ impl<S: Default + Send + 'static> Session<S> {
     pub(crate) fn timer<H: Handler<State = S>>(&mut self, env: &mut Env<'_, H>) -> bool {
         self.timer_tick = None;
         let now = env.now;
-        let t = &env.config.timeouts;
-        if self
-            .stalled_since
-            .is_some_and(|since| now >= since + t.write)
-        {
-            log::debug!("{}: peer stopped reading; closing", self.id);
-            if let Phase::Ws(ws) = &mut self.phase {
-                ws.reason.get_or_insert(Ended::SlowConsumer);
+        // The entry may fire early (the deadline moved later, or lies past the wheel's
+        // span): then nothing is due and the session re-arms.
+        match self.timers.expired(now, &env.config.timeouts) {
+            None => {}
+            Some(Timer::Write) => {
+                log::debug!("{}: peer stopped reading; closing", self.id);
+                if let Phase::Ws(ws) = &mut self.phase {
+                    ws.reason.get_or_insert(Ended::SlowConsumer);
+                }
+                return self.teardown(env);
             }
-            return self.teardown(env);
-        }
-        match &mut self.phase {
-            Phase::Http(conn) => {
-                if conn.wants_body() {
-                    if now >= self.last_read + t.body {
-                        self.request_timed_out(env.date, env.pool);
-                    }
-                } else if self.head_pending {
-                    if now >= self.since + t.header {
-                        if self.io.is_handshaking() {
-                            log::debug!("{}: TLS handshake timed out", self.id);
-                            return self.teardown(env);
-                        }
-                        self.request_timed_out(env.date, env.pool);
-                    }
-                } else if !self.io.pending() && now >= self.since + t.keep_alive {
+            Some(Timer::Header) => {
+                if self.io.is_handshaking() {
+                    log::debug!("{}: TLS handshake timed out", self.id);
                     return self.teardown(env);
                 }
+                self.request_timed_out(env.date, env.pool);
             }
-            Phase::Ws(ws) => {
-                if ws.ctl.closing {
-                    // Once the peer's Close is in, nothing is awaited from the peer: only
-                    // our output, which the write timeout bounds. Nor is it awaited before
-                    // our own Close has reached the socket.
-                    if ws.close_flushed && !ws.conn.is_closed() && now >= self.since + t.close {
-                        ws.reason.get_or_insert(Ended::Timeout);
-                        return self.teardown(env);
-                    }
-                } else if self.ping_outstanding {
-                    if now >= self.since + t.pong {
-                        log::debug!("{}: no pong; closing", self.id);
-                        ws.reason.get_or_insert(Ended::Timeout);
-                        return self.teardown(env);
-                    }
-                } else if let Some(ping) = t.ping {
-                    if now >= self.last_read + ping {
-                        write_frame(self.io.out_from(env.pool), OpCode::Ping, b"");
-                        self.ping_outstanding = true;
-                        self.since = now;
-                    }
+            Some(Timer::Body) => self.request_timed_out(env.date, env.pool),
+            // A response still being written is timed by `write`; once it is out, the idle
+            // connection closes.
+            Some(Timer::KeepAlive) if !self.io.pending() => return self.teardown(env),
+            Some(Timer::KeepAlive) => {}
+            Some(Timer::Ping) => {
+                write_frame(self.io.out_from(env.pool), OpCode::Ping, b"");
+                self.timers.set(Timer::Pong, now);
+            }
+            Some(Timer::Pong) => {
+                log::debug!("{}: no pong; closing", self.id);
+                if let Phase::Ws(ws) = &mut self.phase {
+                    ws.reason.get_or_insert(Ended::Timeout);
                 }
+                return self.teardown(env);
             }
-            Phase::Linger => {
-                if now >= self.since + t.close {
-                    return self.teardown(env);
+            Some(Timer::Close) => {
+                if let Phase::Ws(ws) = &mut self.phase {
+                    ws.reason.get_or_insert(Ended::Timeout);
                 }
+                return self.teardown(env);
             }
+            Some(Timer::Linger) => return self.teardown(env),
         }
         self.after(env)
     }
@@ -289,6 +258,9 @@ impl<S: Default + Send + 'static> Session<S> {
     /// A head or body did not arrive in time: the core fails the connection, answers 408
     /// unless a response has started, and reports itself closed.
     fn request_timed_out(&mut self, date: &DateCache, pool: &mut Pool) {
+        // Nothing more is awaited from the peer: the core is failed for good.
+        self.timers.stop(Timer::Header);
+        self.timers.stop(Timer::Body);
         if let Phase::Http(conn) = &mut self.phase {
             conn.handle_timeout();
             conn.write_error(date, self.io.out_from(pool));
@@ -298,34 +270,12 @@ impl<S: Default + Send + 'static> Session<S> {
 
     /// Arm this session's timer for its next deadline, if it has none that early.
     pub(crate) fn arm<H: Handler>(&mut self, env: &mut Env<'_, H>) {
-        let Some(deadline) = self.deadline(env.config) else {
+        let Some(deadline) = self.timers.next(&env.config.timeouts) else {
             return;
         };
         let tick = env.wheel.tick_for(deadline);
         if self.timer_tick.map_or(true, |armed| tick < armed) {
             self.timer_tick = Some(env.wheel.arm(self.id.key, self.id.gen, deadline));
-        }
-    }
-
-    fn deadline(&self, config: &Config) -> Option<Instant> {
-        let t = &config.timeouts;
-        let phase = match &self.phase {
-            Phase::Http(conn) if conn.wants_body() => Some(self.last_read + t.body),
-            Phase::Http(_) if self.head_pending => Some(self.since + t.header),
-            Phase::Http(_) => Some(self.since + t.keep_alive),
-            // The close handshake is done on the peer's side; the flush is timed by `write`.
-            Phase::Ws(ws) if ws.conn.is_closed() => None,
-            // Our Close still waits behind queued output; the flush is timed by `write`.
-            Phase::Ws(ws) if ws.ctl.closing && !ws.close_flushed => None,
-            Phase::Ws(ws) if ws.ctl.closing => Some(self.since + t.close),
-            Phase::Ws(_) if self.ping_outstanding => Some(self.since + t.pong),
-            Phase::Ws(_) => t.ping.map(|p| self.last_read + p),
-            Phase::Linger => Some(self.since + t.close),
-        };
-        let write = self.stalled_since.map(|s| s + t.write);
-        match (phase, write) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
         }
     }
 
@@ -418,7 +368,7 @@ impl<S: Default + Send + 'static> Session<S> {
         self.io.close_notify();
         self.io.shutdown_write();
         self.phase = Phase::Linger;
-        self.since = env.now;
+        self.timers.set(Timer::Linger, env.now);
         self.io.drop_input();
     }
 
@@ -488,7 +438,7 @@ impl<S: Default + Send + 'static> Session<S> {
         if !ws_callback(env, parts, &mut ws.ctl, what, callback) {
             self.kill = true;
         }
-        apply_close_request(ws, self.io.out(), env.now, &mut self.since);
+        apply_close_request(ws, self.io.out(), &mut self.timers);
     }
 
     /// Write queued output until the socket would block, and time a stall.
@@ -501,19 +451,19 @@ impl<S: Default + Send + 'static> Session<S> {
             self.kill = true;
         }
         if !self.io.pending() {
-            self.stalled_since = None;
+            self.timers.stop(Timer::Write);
             if let Phase::Ws(ws) = &mut self.phase {
-                if ws.ctl.closing && !ws.conn.is_closed() && !ws.close_flushed {
+                if ws.ctl.closing && !ws.conn.is_closed() && !self.timers.is_set(Timer::Close) {
                     // Our Close is out (nothing is queued after it): the wait for the
-                    // peer's Close starts now, once.
-                    ws.close_flushed = true;
-                    self.since = env.now;
+                    // peer's Close starts now, once (it stops only when that Close is in,
+                    // which closes the connection).
+                    self.timers.set(Timer::Close, env.now);
                 }
             }
             return;
         }
-        if progress || self.stalled_since.is_none() {
-            self.stalled_since = Some(env.now);
+        if progress || !self.timers.is_set(Timer::Write) {
+            self.timers.set(Timer::Write, env.now);
         }
     }
 
@@ -556,7 +506,7 @@ impl<S: Default + Send + 'static> Session<S> {
                 }
             };
             env.stats.bytes_in += n as u64;
-            self.last_read = env.now;
+            self.timers.read_at(env.now);
             if lingering {
                 self.lingered += n;
                 if self.lingered > MAX_LINGER_BYTES {
@@ -603,6 +553,9 @@ impl<S: Default + Send + 'static> Session<S> {
         self.eof = true;
         match &mut self.phase {
             Phase::Http(conn) => {
+                // The rest of a body will not come (a response still being written is timed
+                // by `write`).
+                self.timers.stop(Timer::Body);
                 if conn.handle_eof() {
                     log::debug!("{}: peer closed mid-request", self.id);
                 }
@@ -658,6 +611,9 @@ impl<S: Default + Send + 'static> Session<S> {
                 Ok(found) => found,
                 Err(e) => {
                     log::debug!("{}: bad request: {e}", self.id);
+                    // The core failed for good: nothing more is awaited from the peer.
+                    self.timers.stop(Timer::Header);
+                    self.timers.stop(Timer::Body);
                     conn.write_error(env.date, self.io.out_from(env.pool));
                     return (data.len(), false);
                 }
@@ -678,11 +634,18 @@ impl<S: Default + Send + 'static> Session<S> {
             let ok = match event {
                 http::Event::Request(req) => {
                     env.stats.requests += 1;
-                    self.head_pending = false;
+                    // The head is in. What follows is a body, or the handler's answer (the
+                    // End comes at once).
+                    self.timers.stop(Timer::Header);
                     let ok = catch_unwind(AssertUnwindSafe(|| {
                         handler.on_request(state, &req, &mut res);
                     }))
                     .is_ok();
+                    if res.conn.wants_body() {
+                        // From now: the read that brought the head, or (for a head held back
+                        // while the output drained) the moment reading resumed.
+                        self.timers.set(Timer::Body, env.now);
+                    }
                     // Only if the request is still waiting for its answer and asked for it.
                     res.conn.write_continue(res.out);
                     ok
@@ -696,13 +659,16 @@ impl<S: Default + Send + 'static> Session<S> {
                         catch_unwind(AssertUnwindSafe(|| handler.on_body_end(state, &mut res)))
                             .is_ok();
                     finish_response(&mut res);
-                    self.since = env.now;
+                    self.timers.set(Timer::KeepAlive, env.now);
                     ok
                 }
                 http::Event::NeedData => {
-                    if pos < data.len() && !res.conn.wants_body() && !self.head_pending {
-                        self.head_pending = true;
-                        self.since = env.now;
+                    if pos < data.len()
+                        && !res.conn.wants_body()
+                        && !self.timers.is_set(Timer::Header)
+                    {
+                        // A head has started: it must be whole within `header` of now.
+                        self.timers.set(Timer::Header, env.now);
                     }
                     break;
                 }
@@ -735,12 +701,9 @@ impl<S: Default + Send + 'static> Session<S> {
             ctl: WsCtl::default(),
             reason: None,
             reported: false,
-            close_flushed: false,
         }));
         env.stats.websockets += 1;
-        self.since = env.now;
-        self.head_pending = false;
-        self.ping_outstanding = false;
+        self.timers.set(Timer::Ping, env.now);
         if env.draining {
             self.start_drain(env);
             return;
@@ -770,13 +733,19 @@ impl<S: Default + Send + 'static> Session<S> {
                     log::debug!("{}: protocol error: {e}", self.id);
                     ws.reason.get_or_insert(Ended::Protocol(e));
                     ws.ctl.closing = true;
-                    self.since = env.now;
+                    // Our Close carries the error (unless one was sent: then the connection
+                    // is closed), and nothing more is awaited from the peer.
+                    stop_ws_waits(&mut self.timers);
+                    self.timers.stop(Timer::Close);
                     pos = data.len();
                     break;
                 }
             };
             pos += used;
-            self.ping_outstanding = false;
+            if self.timers.is_set(Timer::Pong) {
+                // Any frame answers a ping: silence is timed from this read again.
+                self.timers.set(Timer::Ping, env.now);
+            }
             let msg = match event {
                 ws::Event::Text(text) => Message::Text(text),
                 ws::Event::Binary(bytes) => Message::Binary(bytes),
@@ -799,10 +768,11 @@ impl<S: Default + Send + 'static> Session<S> {
                         };
                         call_on_close(env, &mut self.state, self.id, reason);
                     }
-                    if !ws.ctl.closing {
-                        self.since = env.now;
-                    }
+                    // The peer's Close is in: its echo (or our Close before it) is timed by
+                    // `write`, and the close wait, if ours was out, is over.
                     ws.ctl.closing = true;
+                    stop_ws_waits(&mut self.timers);
+                    self.timers.stop(Timer::Close);
                     continue;
                 }
                 ws::Event::NeedData => break,
@@ -825,7 +795,7 @@ impl<S: Default + Send + 'static> Session<S> {
             if !ws_callback(env, parts, &mut ws.ctl, "on_message", on_message) {
                 self.kill = true;
             }
-            apply_close_request(ws, self.io.out(), env.now, &mut self.since);
+            apply_close_request(ws, self.io.out(), &mut self.timers);
         }
         ws.conn.poll_transmit(self.io.out());
         pos
@@ -846,7 +816,7 @@ impl<S: Default + Send + 'static> Session<S> {
                 .conn
                 .close(CloseCode::POLICY, "slow consumer", self.io.out());
             ws.ctl.closing = true;
-            self.since = env.now;
+            stop_ws_waits(&mut self.timers);
             return;
         }
         self.io.out_from(env.pool).extend_from_slice(frame);
@@ -872,7 +842,7 @@ impl<S: Default + Send + 'static> Session<S> {
         {
             ws.reason.get_or_insert(Ended::Local(code));
             ws.ctl.closing = true;
-            self.since = env.now;
+            stop_ws_waits(&mut self.timers);
         }
     }
 
@@ -890,7 +860,7 @@ impl<S: Default + Send + 'static> Session<S> {
                     {
                         ws.reason.get_or_insert(Ended::Shutdown);
                         ws.ctl.closing = true;
-                        self.since = env.now;
+                        stop_ws_waits(&mut self.timers);
                     }
                 }
             }
@@ -960,13 +930,22 @@ fn call_on_close<H: Handler>(
 }
 
 /// Apply a Close the application asked for in a callback.
-fn apply_close_request(ws: &mut WsPhase, out: &mut Vec<u8>, now: Instant, since: &mut Instant) {
+fn apply_close_request(ws: &mut WsPhase, out: &mut Vec<u8>, timers: &mut TimerTable) {
     if let Some(req) = ws.ctl.close.take() {
+        // The callback marked the connection closing when it asked.
+        stop_ws_waits(timers);
         if ws.conn.close(req.code, req.reason(), out).is_ok() {
             ws.reason.get_or_insert(Ended::Local(req.code));
-            *since = now;
         }
     }
+}
+
+/// A WebSocket starts closing (a Close is queued or received): no more pings, and no pong
+/// awaited. Until our Close reaches the socket only `write` times the output; then
+/// [`Timer::Close`] starts (in `flush`).
+fn stop_ws_waits(timers: &mut TimerTable) {
+    timers.stop(Timer::Ping);
+    timers.stop(Timer::Pong);
 }
 
 /// After the request body ended (and `on_body_end` returned): answer 500 if the handler gave
