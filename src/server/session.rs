@@ -26,14 +26,13 @@ use mio::net::TcpStream;
 
 use super::buffer::Pool;
 use super::handler::{
-    write_frame, CloseReason, Closed, ConnId, Exchange, Handler, Message, Responder, WebSocket,
-    WsCtl,
+    CloseReason, Closed, ConnId, Exchange, Handler, Message, Responder, WebSocket, WsCtl,
 };
 use super::timer::{Entry, TimerWheel};
 use super::worker::{Topics, WorkerShared};
 use super::{Config, Control, Stats};
 use crate::http::{self, header_slots, DateCache, ServerConn};
-use crate::ws::{self, CloseCode, OpCode, ProtocolError, Role};
+use crate::ws::{self, write_frame, CloseCode, OpCode, ProtocolError, Role};
 
 /// Header fields a request may have, at most (further ones are refused with 431).
 const MAX_HEADER_SLOTS: usize = 256;
@@ -305,7 +304,7 @@ impl<S: Default + Send + 'static> Session<S> {
                 } else if let Some(ping) = t.ping {
                     if now >= self.last_read + ping {
                         take_buffer(&mut self.out, env.pool);
-                        write_frame(&mut self.out, OpCode::Ping, b"");
+                        write_frame(OpCode::Ping, true, None, b"", &mut self.out);
                         self.ping_outstanding = true;
                         self.since = now;
                     }
