@@ -1,9 +1,9 @@
-//! WebSocket decoding: berth against `tungstenite` on the same bytes, and a plain copy as the
-//! memory-speed reference.
+//! WebSocket decoding and encoding: berth against `tungstenite` on the same bytes, and a plain
+//! copy as the memory-speed reference.
 //!
 //! Run with `cargo bench --bench ws_codec`; see `benches/README.md` for recorded numbers.
 //!
-//! Each group decodes one batch of masked client frames (what a server receives) of one kind and
+//! Each `ws_decode` group decodes one batch of masked client frames (what a server receives) of one kind and
 //! size, about 64 KiB of payload per batch:
 //! - `berth`: `ws::Conn::handle_input` on the receive buffer: header decode, unmask in place,
 //!   UTF-8 check for text, the message handed out borrowed;
@@ -15,6 +15,16 @@
 //! and `text_ascii/65536` is the same size all in ASCII.
 //!
 //! Setup (restoring the masked input, building tungstenite's stream) is excluded from timing.
+//!
+//! Each `ws_encode` group writes one batch of binary messages of one size (about 64 KiB of
+//! payload) as a server (unmasked) or a client (masked) sends them:
+//! - `berth`: `ws::Conn::send_binary` into a reused `Vec` (header, payload copy, mask);
+//! - `tungstenite`: `WebSocket::write` of each message and one `flush` into an in-memory stream
+//!   that discards what it is given; its messages share one `Bytes`, so its cost includes one
+//!   copy of each payload (into its write buffer), as berth's does.
+//!
+//! The client-role berth connection masks with a fixed key from its mask source; tungstenite
+//! draws a random key per frame, as it always does.
 
 use std::hint::black_box;
 use std::io::{self, Cursor, Read, Write};
@@ -23,6 +33,7 @@ use berth::ws::{Conn, Event, MessageKind};
 use berth::Limits;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tungstenite::protocol::{Role, WebSocket};
+use tungstenite::{Bytes, Message};
 
 /// An in-memory stream: reads from a cursor, discards writes (tungstenite's `MockIo` idea).
 struct MockIo(Cursor<Vec<u8>>);
@@ -176,5 +187,91 @@ fn ws_decode_ascii(c: &mut Criterion) {
     bench_case(c, MessageKind::Text, 65_536, true);
 }
 
-criterion_group!(benches, ws_decode, ws_decode_ascii);
+/// A stream that keeps what is written to it, for checking what tungstenite encodes.
+struct Sink(Vec<u8>);
+
+impl Read for Sink {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn encode_case(c: &mut Criterion, role: Role, size: usize) {
+    let count = (65_536 / size).max(1);
+    let payload: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+    let shared = Bytes::from(payload.clone());
+    let side = match role {
+        Role::Server => "server",
+        Role::Client => "client",
+    };
+    let new_conn = || match role {
+        Role::Server => Conn::server(&limits()),
+        Role::Client => Conn::client(&limits(), Box::new(|| [0x37, 0xfa, 0x21, 0x3d])),
+    };
+
+    // Both write the same frames: the same bytes unmasked, the same length masked.
+    let mut ours = Vec::new();
+    let mut conn = new_conn();
+    for _ in 0..count {
+        conn.send_binary(&payload, &mut ours).unwrap();
+    }
+    let mut peer = WebSocket::from_raw_socket(Sink(Vec::new()), role, None);
+    for _ in 0..count {
+        peer.write(Message::Binary(shared.clone())).unwrap();
+    }
+    peer.flush().unwrap();
+    let theirs = &peer.get_ref().0;
+    match role {
+        Role::Server => assert!(ours == *theirs, "server frames differ from tungstenite's"),
+        Role::Client => assert_eq!(ours.len(), theirs.len()),
+    }
+
+    let mut group = c.benchmark_group(format!("ws_encode/{side}/{size}"));
+    group.throughput(Throughput::Bytes((size * count) as u64));
+
+    let mut conn = new_conn();
+    let mut out = Vec::with_capacity(ours.len());
+    group.bench_function("berth", |b| {
+        b.iter(|| {
+            out.clear();
+            for _ in 0..count {
+                conn.send_binary(black_box(&payload), &mut out).unwrap();
+            }
+            black_box(out.len())
+        })
+    });
+
+    let mut ws = WebSocket::from_raw_socket(MockIo(Cursor::new(Vec::new())), role, None);
+    group.bench_function("tungstenite", |b| {
+        b.iter(|| {
+            for _ in 0..count {
+                ws.write(Message::Binary(black_box(&shared).clone()))
+                    .unwrap();
+            }
+            ws.flush().unwrap();
+        })
+    });
+    group.finish();
+}
+
+fn ws_encode(c: &mut Criterion) {
+    for role in [Role::Server, Role::Client] {
+        for size in [16, 1024, 65_536] {
+            encode_case(c, role, size);
+        }
+    }
+}
+
+criterion_group!(benches, ws_decode, ws_decode_ascii, ws_encode);
 criterion_main!(benches);

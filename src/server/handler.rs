@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::handshake::{HandshakeError, Upgrade};
 use crate::http::{DateCache, Request, ResponseBody, ResponseError, ResponseHead, ServerConn};
-use crate::ws::{CloseCode, FrameHeader, MessageKind, OpCode, ProtocolError, MAX_HEADER_LEN};
+use crate::ws::{write_frame, CloseCode, MessageKind, OpCode, ProtocolError, MAX_HEADER_LEN};
 
 use super::worker::{Command, Topics, WorkerShared};
 use super::Control;
@@ -444,24 +444,16 @@ impl core::fmt::Debug for WebSocket<'_> {
     }
 }
 
-/// Append an unmasked (server-role) frame to `out`.
-pub(crate) fn write_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
-    let header = FrameHeader {
-        fin: true,
-        rsv1: false,
-        rsv2: false,
-        rsv3: false,
-        opcode,
-        mask: None,
-        payload_len: payload.len() as u64,
-    };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = header.encode(&mut head);
-    out.extend_from_slice(head.get(..n).unwrap_or_default());
-    out.extend_from_slice(payload);
+/// `msg` as one server-role frame in a buffer of its own, for a message that leaves the
+/// callback: a [`Sender`]'s, or a topic's (encoded once, copied to every subscriber).
+pub(crate) fn message_frame(msg: Message<'_>) -> Vec<u8> {
+    let payload = msg.as_bytes();
+    let mut frame = Vec::with_capacity(payload.len() + MAX_HEADER_LEN);
+    write_frame(opcode_of(msg.kind()), true, None, payload, &mut frame);
+    frame
 }
 
-pub(crate) fn opcode_of(kind: MessageKind) -> OpCode {
+fn opcode_of(kind: MessageKind) -> OpCode {
     match kind {
         MessageKind::Text => OpCode::Text,
         MessageKind::Binary => OpCode::Binary,
@@ -496,7 +488,7 @@ impl WebSocket<'_> {
         if self.buffered() + payload.len() + MAX_HEADER_LEN > self.max_write_buffer {
             return Err(SendError::Full);
         }
-        write_frame(self.out, opcode, payload);
+        write_frame(opcode, true, None, payload, self.out);
         Ok(())
     }
 
@@ -633,13 +625,10 @@ impl Sender {
     ///
     /// [`SendError::Busy`] if the worker's command queue is full.
     pub fn send(&self, msg: Message<'_>) -> Result<(), SendError> {
-        let payload = msg.as_bytes();
-        let mut frame = Vec::with_capacity(payload.len() + MAX_HEADER_LEN);
-        write_frame(&mut frame, opcode_of(msg.kind()), payload);
         self.worker.push(Command::Frame {
             key: self.id.key,
             gen: self.id.gen,
-            frame,
+            frame: message_frame(msg),
         })
     }
 

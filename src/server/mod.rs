@@ -428,12 +428,9 @@ impl Control {
     /// subscribers' write buffers. A subscriber whose buffer is over its bound is closed as a
     /// slow consumer. Returns how many workers were reached (a full queue skips a worker).
     pub fn publish(&self, topic: &str, msg: Message<'_>) -> usize {
-        let payload = msg.as_bytes();
-        let mut frame = Vec::with_capacity(payload.len() + MAX_HEADER_LEN);
-        handler::write_frame(&mut frame, handler::opcode_of(msg.kind()), payload);
         let published = Arc::new(Published {
             topic: topic.into(),
-            frame,
+            frame: handler::message_frame(msg),
         });
         self.shared
             .workers

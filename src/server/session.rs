@@ -24,16 +24,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::buffer::Pool;
-use super::handler::{
-    write_frame, CloseReason, Closed, ConnId, Handler, Message, Responder, WebSocket, WsCtl,
-};
+use super::handler::{CloseReason, Closed, ConnId, Handler, Message, Responder, WebSocket, WsCtl};
 use super::session_timer::{Timer, TimerTable};
 use super::timer::{Entry, TimerWheel};
 use super::transport::{Recv, Transport};
 use super::worker::{Topics, WorkerShared};
 use super::{Config, Control, Stats};
 use crate::http::{self, header_slots, DateCache, ServerConn};
-use crate::ws::{self, CloseCode, OpCode, ProtocolError, Role};
+use crate::ws::{self, write_frame, CloseCode, OpCode, ProtocolError, Role};
 
 /// Header fields a request may have, at most (further ones are refused with 431).
 const MAX_HEADER_SLOTS: usize = 256;
@@ -234,7 +232,7 @@ impl<S: Default + Send + 'static> Session<S> {
             Some(Timer::KeepAlive) if !self.io.pending() => return self.teardown(env),
             Some(Timer::KeepAlive) => {}
             Some(Timer::Ping) => {
-                write_frame(self.io.out_from(env.pool), OpCode::Ping, b"");
+                write_frame(OpCode::Ping, true, None, b"", self.io.out_from(env.pool));
                 self.timers.set(Timer::Pong, now);
             }
             Some(Timer::Pong) => {

@@ -16,6 +16,7 @@
 //! reassembly buffer.
 
 use super::close::{CloseCode, CloseFrame};
+use super::encoder;
 use super::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use super::mask::{apply_mask, apply_mask_at};
 use super::utf8::{as_text, Reassembly};
@@ -707,16 +708,7 @@ impl Conn {
         }
         let opcode = self.start_data_frame(kind, fin)?;
         let mut out = [0u8; MAX_HEADER_LEN];
-        let header = FrameHeader {
-            fin,
-            rsv1: false,
-            rsv2: false,
-            rsv3: false,
-            opcode,
-            mask: None,
-            payload_len: len,
-        };
-        let n = header.encode(&mut out);
+        let n = encoder::header(opcode, fin, None, len).encode(&mut out);
         Ok((out, n))
     }
 
@@ -798,25 +790,10 @@ impl Conn {
         }
     }
 
-    /// Append one frame to `out`, masking its payload in the client role.
+    /// Append one frame to `out`, masked with a fresh key in the client role.
     fn write_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8], out: &mut Vec<u8>) {
-        let header = FrameHeader {
-            fin,
-            rsv1: false,
-            rsv2: false,
-            rsv3: false,
-            opcode,
-            mask: self.next_mask(),
-            payload_len: payload.len() as u64,
-        };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let n = header.encode(&mut head);
-        out.extend_from_slice(head.get(..n).unwrap_or_default());
-        let start = out.len();
-        out.extend_from_slice(payload);
-        if let Some(key) = header.mask {
-            apply_mask(out.get_mut(start..).unwrap_or_default(), key);
-        }
+        let mask = self.next_mask();
+        encoder::write_frame(opcode, fin, mask, payload, out);
     }
 }
 

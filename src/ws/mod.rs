@@ -9,9 +9,13 @@
 //!   bytes ──► Conn::handle_input ──► FrameHeader::decode ──► unmask ──► UTF-8 ──► Event
 //!                  │ whole frame in the buffer: borrowed, no copy
 //!                  │ fragments / partial frames: bounded reassembly buffer
-//!   app ───► send_text / send_binary / send_ping / close ──► bytes in the caller's buffer
+//!   app ───► send_text / send_binary / send_ping / close ──► write_frame ──► caller's buffer
 //!                  └─ poll_transmit: automatic pongs, close replies
 //! ```
+//!
+//! [`write_frame`] is the one frame encoder, for both roles: `Conn` writes through it, and so
+//! does the runtime for what it sends outside a `Conn` (messages from other threads, topic
+//! publishing, keep-alive pings).
 //!
 //! Every way a peer can break the protocol is a [`ProtocolError`] that knows its close code
 //! (1002, 1007, 1008, 1009); after one the connection stays failed.
@@ -25,6 +29,7 @@
 
 mod close;
 mod conn;
+mod encoder;
 mod error;
 mod frame;
 mod mask;
@@ -32,6 +37,7 @@ mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use conn::{Config, Conn, Event, MaskSource, MessageKind, Role};
+pub use encoder::write_frame;
 pub use error::{ProtocolError, SendError};
 pub use frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 pub use mask::{apply_mask, apply_mask_at, apply_mask_bytewise};
