@@ -50,6 +50,22 @@
 //! cargo bench --bench echo -- --test            # the self-check: 23 short runs, about 10 s
 //! ```
 //!
+//! `--baseline PATH` compares two builds of berth: the echo binary at PATH (`examples/echo`
+//! built from another commit, e.g. in a `git worktree`; see `benches/README.md`) runs as one more
+//! server, `berth-baseline`, right after berth in every scenario berth runs in (WebSocket, HTTP,
+//! TLS), with berth's arguments, in the same alternating rounds. Its row's ratio columns then read
+//! berth / berth-baseline (above 1 is this build ahead; for memory, below 1 is), and a second
+//! table repeats them per scenario with both builds' figures, its ratios to three places since a
+//! regression budget such as 0.97 sits at the second. `--test` runs the baseline too, as built
+//! (the self-check's dev profile applies only to this build's examples). `--servers A,B` keeps
+//! only the named servers (a scenario left with none is skipped), e.g. to compare the two builds
+//! without the peers:
+//!
+//! ```text
+//! cargo bench --bench echo -- --baseline ../baseline/target/release/examples/echo \
+//!     --servers berth,berth-baseline --rounds 5
+//! ```
+//!
 //! Only loopback is used; every wait is bounded.
 
 mod sample;
@@ -64,32 +80,47 @@ use std::time::Duration;
 use sample::{median_round, sample_from_report, Metric, Sample};
 
 /// One server under test.
+#[derive(Clone, Copy)]
 struct Server {
     name: &'static str,
     example: &'static str,
     /// Arguments after the port.
     args: &'static [&'static str],
+    /// A binary from outside this build (`--baseline`), run instead of `example`.
+    path: Option<&'static Path>,
+}
+
+impl Server {
+    /// The program to start: this build's example, or the outside binary.
+    fn program(&self, bin: &Path) -> PathBuf {
+        self.path
+            .map_or_else(|| bin.join(self.example), Path::to_path_buf)
+    }
 }
 
 const BERTH: Server = Server {
     name: "berth",
     example: "echo",
     args: &["--workers", "1"],
+    path: None,
 };
 const TOKIO_TUNGSTENITE: Server = Server {
     name: "tokio-tungstenite",
     example: "peer_tokio_tungstenite",
     args: &["1"],
+    path: None,
 };
 const FASTWEBSOCKETS: Server = Server {
     name: "fastwebsockets",
     example: "peer_fastwebsockets",
     args: &["1"],
+    path: None,
 };
 const HYPER: Server = Server {
     name: "hyper",
     example: "peer_hyper",
     args: &["1"],
+    path: None,
 };
 
 /// One measurement: a load-generator invocation against a set of servers.
@@ -108,6 +139,9 @@ struct Scenario {
     /// Over TLS: the servers get `--tls-cert` and `--tls-key`, the load generator `--ca`.
     tls: bool,
 }
+
+/// The name `--baseline`'s server runs under.
+const BASELINE: &str = "berth-baseline";
 
 const WS_SERVERS: &[Server] = &[BERTH, TOKIO_TUNGSTENITE, FASTWEBSOCKETS];
 const HTTP_SERVERS: &[Server] = &[BERTH, HYPER];
@@ -320,6 +354,10 @@ struct Options {
     out: Option<PathBuf>,
     /// `--test`: the self-check (one short round of each scenario's `check` load, no table).
     test: bool,
+    /// `--baseline PATH`: another build's echo binary, run as `berth-baseline`.
+    baseline: Option<PathBuf>,
+    /// `--servers A,B`: only these servers (empty: all).
+    servers: Vec<String>,
 }
 
 fn options() -> Options {
@@ -329,6 +367,8 @@ fn options() -> Options {
         only: Vec::new(),
         out: None,
         test: false,
+        baseline: None,
+        servers: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -338,6 +378,14 @@ fn options() -> Options {
             "--only" => o.only.extend(args.next()),
             "--out" => o.out = args.next().map(PathBuf::from),
             "--test" => o.test = true,
+            "--baseline" => o.baseline = args.next().map(PathBuf::from),
+            "--servers" => o.servers.extend(
+                args.next()
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_string),
+            ),
             // `cargo bench` passes `--bench`; a name filter is taken as --only.
             "--bench" => {}
             other if !other.starts_with('-') => o.only.push(other.to_string()),
@@ -354,6 +402,48 @@ fn options() -> Options {
 
 fn main() -> ExitCode {
     let opts = options();
+    // The other build's echo, checked before the build and the run rather than failing every
+    // round of it. Leaked: it lives as long as the run, and `Server` stays `Copy`.
+    let baseline = match &opts.baseline {
+        Some(path) if !path.is_file() => {
+            eprintln!(
+                "echo bench: --baseline {}: no such file (build it with `cargo build --release \
+                 --example echo` in a worktree of the other commit)",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        Some(path) => {
+            eprintln!("{BASELINE}: {}", path.display());
+            Some(Server {
+                name: BASELINE,
+                path: Some(Box::leak(path.clone().into_boxed_path())),
+                ..BERTH
+            })
+        }
+        None => None,
+    };
+    let known: Vec<&str> = [BERTH, TOKIO_TUNGSTENITE, FASTWEBSOCKETS, HYPER]
+        .iter()
+        .chain(&baseline)
+        .map(|s| s.name)
+        .collect();
+    if let Some(unknown) = opts.servers.iter().find(|n| !known.contains(&n.as_str())) {
+        eprintln!("echo bench: --servers: no server {unknown:?} (there are {known:?})");
+        return ExitCode::FAILURE;
+    }
+    // A scenario's servers in round order: the baseline right after berth, then `--servers`.
+    let servers_of = |scenario: &Scenario| -> Vec<Server> {
+        scenario
+            .servers
+            .iter()
+            .flat_map(|s| {
+                let after = baseline.filter(|_| s.name == BERTH.name);
+                std::iter::once(*s).chain(after)
+            })
+            .filter(|s| opts.servers.is_empty() || opts.servers.iter().any(|n| n == s.name))
+            .collect()
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // The self-check needs servers that answer correctly, not fast ones: the dev profile,
@@ -429,9 +519,13 @@ fn main() -> ExitCode {
     let selected: Vec<&Scenario> = SCENARIOS
         .iter()
         .filter(|s| opts.only.is_empty() || opts.only.iter().any(|o| picks(s, o)))
+        .filter(|s| !servers_of(s).is_empty())
         .collect();
     if selected.is_empty() {
-        eprintln!("echo bench: no scenario matches {:?}", opts.only);
+        eprintln!(
+            "echo bench: no scenario matches {:?} with servers {:?}",
+            opts.only, opts.servers
+        );
         return ExitCode::FAILURE;
     }
     // One certificate for every TLS scenario of the run; its directory goes when `certs` drops.
@@ -451,12 +545,15 @@ fn main() -> ExitCode {
     let mut failures: Vec<String> = Vec::new();
     // Rounds that counted, for the self-check's summary.
     let mut passed = 0usize;
+    // `--baseline`: berth / berth-baseline per scenario, the second table.
+    let mut versus = String::new();
     let mut port = 19_100u16;
     for scenario in selected {
         eprintln!("== {}", scenario.what);
-        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); scenario.servers.len()];
+        let servers = servers_of(scenario);
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); servers.len()];
         for round in 0..opts.rounds {
-            for (i, server) in scenario.servers.iter().enumerate() {
+            for (i, server) in servers.iter().enumerate() {
                 let tls = if scenario.tls { certs.as_ref() } else { None };
                 if tls.is_some() && no_tls.iter().any(|(name, _)| *name == server.name) {
                     continue;
@@ -510,8 +607,22 @@ fn main() -> ExitCode {
             .iter()
             .map(|s| median_round(s).map(|i| s[i]))
             .collect();
-        let berth = medians[0];
-        for ((server, m), counted) in scenario.servers.iter().zip(&medians).zip(&samples) {
+        let median_of = |name: &str| {
+            servers
+                .iter()
+                .position(|s| s.name == name)
+                .and_then(|i| medians[i])
+        };
+        let berth = median_of(BERTH.name);
+        if baseline.is_some() {
+            versus.push_str(&versus_row(
+                scenario,
+                berth,
+                median_of(BASELINE),
+                servers.iter().any(|s| s.name == BASELINE),
+            ));
+        }
+        for ((server, m), counted) in servers.iter().zip(&medians).zip(&samples) {
             if scenario.tls && no_tls.iter().any(|(name, _)| *name == server.name) {
                 table.push_str(&format!(
                     "| {} | {} | skipped: no TLS flags | | | | | | |\n",
@@ -566,6 +677,15 @@ fn main() -> ExitCode {
                 cpu_ratio
             ));
         }
+    }
+    if !versus.is_empty() {
+        table.push_str(&format!(
+            "\nThis build against `--baseline` ({BASELINE}), from the rows above (above 1 is this \
+             build ahead; for memory, below 1 is):\n\n\
+             | scenario | berth | {BASELINE} | berth / {BASELINE} (raw) | berth per server CPU-s | \
+             {BASELINE} per server CPU-s | berth / {BASELINE} (per CPU) |\n\
+             |---|---:|---:|---:|---:|---:|---:|\n{versus}"
+        ));
     }
     if !tls_notes.is_empty() {
         table
@@ -635,7 +755,7 @@ fn run_once(
     let mut stderr_log = None;
     if let Some(certs) = tls {
         server_args.extend(["--tls-cert", &certs.cert, "--tls-key", &certs.key]);
-        stderr_log = Some(certs.dir.join(format!("{}-{port}.stderr", server.example)));
+        stderr_log = Some(certs.dir.join(format!("{}-{port}.stderr", server.name)));
     }
     let stderr = match &stderr_log {
         Some(path) => File::create(path)
@@ -645,7 +765,7 @@ fn run_once(
     };
     let mut child = spawn(
         pin.then_some("1"),
-        &bin.join(server.example),
+        &server.program(bin),
         &server_args,
         (Stdio::null(), stderr),
     )
@@ -722,6 +842,45 @@ fn run_once(
         }
     }
     result
+}
+
+/// The second table's row for `scenario`: berth's and berth-baseline's median rounds side by
+/// side, with berth / berth-baseline raw and per server CPU-second (none per CPU for memory).
+/// Empty when `--servers` left the baseline out of the scenario.
+fn versus_row(
+    scenario: &Scenario,
+    berth: Option<Sample>,
+    base: Option<Sample>,
+    has_base: bool,
+) -> String {
+    if !has_base {
+        return String::new();
+    }
+    let figure = |m: Option<Sample>| {
+        m.map_or("failed or not run".to_string(), |m| {
+            format!("{:.0}", m.value)
+        })
+    };
+    let per_cpu = |m: Option<Sample>| match (scenario.metric, m) {
+        (Metric::Rate, Some(m)) => format!("{:.0}", m.per_server_cpu),
+        _ => String::new(),
+    };
+    let (raw, cpu) = match (berth, base, scenario.metric) {
+        (Some(b), Some(o), Metric::Rate) => (
+            format!("{:.3}x", b.value / o.value),
+            format!("{:.3}x", b.per_server_cpu / o.per_server_cpu),
+        ),
+        (Some(b), Some(o), Metric::Memory) => (format!("{:.3}x", b.value / o.value), String::new()),
+        _ => (String::new(), String::new()),
+    };
+    format!(
+        "| {} | {} | {} | {raw} | {} | {} | {cpu} |\n",
+        scenario.what,
+        figure(berth),
+        figure(base),
+        per_cpu(berth),
+        per_cpu(base)
+    )
 }
 
 /// Did a server that exited before listening reject the TLS flags themselves (a build that
