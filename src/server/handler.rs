@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::handshake::{HandshakeError, Upgrade};
 use crate::http::{DateCache, Request, ResponseBody, ResponseError, ResponseHead, ServerConn};
-use crate::ws::{write_frame, CloseCode, MessageKind, OpCode, ProtocolError, MAX_HEADER_LEN};
+use crate::ws::{self, write_frame, CloseCode, MessageKind, OpCode, ProtocolError, MAX_HEADER_LEN};
 
 use super::worker::{Command, Topics, WorkerShared};
 use super::Control;
@@ -394,38 +394,45 @@ impl Responder<'_> {
     }
 }
 
-/// A Close the application asked for during a callback, applied when it returns.
+/// A [`CloseReason`] without borrowed parts, kept by the runtime until it is reported: why the
+/// connection is closing, once known (the first cause wins).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct CloseRequest {
-    pub(crate) code: CloseCode,
-    pub(crate) reason: [u8; 123],
-    pub(crate) len: u8,
+pub(crate) enum Ended {
+    Local(CloseCode),
+    Protocol(ProtocolError),
+    Timeout,
+    SlowConsumer,
+    Shutdown,
 }
 
-impl CloseRequest {
-    pub(crate) fn reason(&self) -> &str {
-        core::str::from_utf8(self.reason.get(..usize::from(self.len)).unwrap_or_default())
-            .unwrap_or_default()
+impl Ended {
+    pub(crate) fn as_reason(self) -> CloseReason<'static> {
+        match self {
+            Ended::Local(code) => CloseReason::Local(code),
+            Ended::Protocol(e) => CloseReason::Protocol(e),
+            Ended::Timeout => CloseReason::Timeout,
+            Ended::SlowConsumer => CloseReason::SlowConsumer,
+            Ended::Shutdown => CloseReason::Shutdown,
+        }
     }
-}
-
-/// What a WebSocket callback may do besides sending: flags the session applies afterwards.
-#[derive(Debug, Default)]
-pub(crate) struct WsCtl {
-    /// This side sent or received Close: no more messages may be sent.
-    pub(crate) closing: bool,
-    pub(crate) close: Option<CloseRequest>,
 }
 
 /// A WebSocket connection, as seen from a callback: send to it, close it, subscribe it to
 /// topics, or take a [`Sender`] to reach it from elsewhere.
+///
+/// Whether the connection is open or closing is the core's state: the view borrows the
+/// connection's [`ws::Writer`] (its sending side and close handshake) and drives it; a send
+/// checks it, and [`close`](WebSocket::close) writes the Close through it at once.
 pub struct WebSocket<'a> {
     pub(crate) id: ConnId,
+    pub(crate) writer: &'a mut ws::Writer,
+    /// Why the connection is closing, for [`Handler::on_close`]; set here when the application
+    /// closes it first.
+    pub(crate) ended: &'a mut Option<Ended>,
     pub(crate) out: &'a mut Vec<u8>,
     /// Bytes at the front of `out` the socket has already taken.
     pub(crate) out_pos: usize,
     pub(crate) max_write_buffer: usize,
-    pub(crate) ctl: &'a mut WsCtl,
     pub(crate) topics: &'a mut Topics,
     pub(crate) subs: &'a mut Vec<u32>,
     pub(crate) worker: &'a Arc<WorkerShared>,
@@ -451,6 +458,15 @@ pub(crate) fn message_frame(msg: Message<'_>) -> Vec<u8> {
     let mut frame = Vec::with_capacity(payload.len() + MAX_HEADER_LEN);
     write_frame(opcode_of(msg.kind()), true, None, payload, &mut frame);
     frame
+}
+
+/// The core's refusal as the application sees it. The view checks the connection's state and
+/// the payload first, so only a caller bug the view does not check gets here.
+fn send_error(e: ws::SendError) -> SendError {
+    match e {
+        ws::SendError::Closing => SendError::Closed,
+        _ => SendError::Invalid,
+    }
 }
 
 fn opcode_of(kind: MessageKind) -> OpCode {
@@ -481,15 +497,24 @@ impl WebSocket<'_> {
         self.out.len() - self.out_pos
     }
 
-    fn frame(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
-        if self.ctl.closing {
+    /// Can `len` more payload bytes be queued? [`SendError::Closed`] once this side sent or
+    /// received Close, then [`SendError::Full`] past the write buffer's bound.
+    fn check_send(&self, len: usize) -> Result<(), SendError> {
+        if self.writer.is_closing() {
             return Err(SendError::Closed);
         }
-        if self.buffered() + payload.len() + MAX_HEADER_LEN > self.max_write_buffer {
+        if self.buffered() + len + MAX_HEADER_LEN > self.max_write_buffer {
             return Err(SendError::Full);
         }
-        write_frame(opcode, true, None, payload, self.out);
         Ok(())
+    }
+
+    /// Queue a whole message of `kind` through the core.
+    fn message(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
+        self.check_send(payload.len())?;
+        self.writer
+            .send(kind, payload, true, self.out)
+            .map_err(send_error)
     }
 
     /// Queue a message (text or binary, as given).
@@ -499,7 +524,7 @@ impl WebSocket<'_> {
     /// [`SendError::Closed`] once Close was sent or received; [`SendError::Full`] past the
     /// write buffer's bound.
     pub fn send(&mut self, msg: Message<'_>) -> Result<(), SendError> {
-        self.frame(opcode_of(msg.kind()), msg.as_bytes())
+        self.message(msg.kind(), msg.as_bytes())
     }
 
     /// Queue a text message.
@@ -508,7 +533,7 @@ impl WebSocket<'_> {
     ///
     /// As [`WebSocket::send`].
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
-        self.frame(OpCode::Text, text.as_bytes())
+        self.message(MessageKind::Text, text.as_bytes())
     }
 
     /// Queue a binary message.
@@ -517,7 +542,7 @@ impl WebSocket<'_> {
     ///
     /// As [`WebSocket::send`].
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
-        self.frame(OpCode::Binary, data)
+        self.message(MessageKind::Binary, data)
     }
 
     /// Queue a ping; the server also pings idle connections by itself
@@ -530,7 +555,8 @@ impl WebSocket<'_> {
         if payload.len() > crate::limits::MAX_CONTROL_PAYLOAD {
             return Err(SendError::Invalid);
         }
-        self.frame(OpCode::Ping, payload)
+        self.check_send(payload.len())?;
+        self.writer.send_ping(payload, self.out).map_err(send_error)
     }
 
     /// Start the close handshake with `code` and `reason` (at most 123 bytes). Messages the
@@ -545,19 +571,15 @@ impl WebSocket<'_> {
         if !code.is_sendable() || reason.len() > 123 {
             return Err(SendError::Invalid);
         }
-        if self.ctl.closing {
+        // Checked here, not left to the core: after the peer's Close the core would take
+        // this Close as the answer to it.
+        if self.writer.is_closing() {
             return Err(SendError::Closed);
         }
-        let mut req = CloseRequest {
-            code,
-            reason: [0; 123],
-            len: reason.len() as u8,
-        };
-        if let Some(dst) = req.reason.get_mut(..reason.len()) {
-            dst.copy_from_slice(reason.as_bytes());
-        }
-        self.ctl.close = Some(req);
-        self.ctl.closing = true;
+        self.writer
+            .close(code, reason, self.out)
+            .map_err(send_error)?;
+        self.ended.get_or_insert(Ended::Local(code));
         Ok(())
     }
 

@@ -24,14 +24,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::buffer::Pool;
-use super::handler::{CloseReason, Closed, ConnId, Handler, Message, Responder, WebSocket, WsCtl};
+use super::handler::{CloseReason, Closed, ConnId, Ended, Handler, Message, Responder, WebSocket};
 use super::session_timer::{Timer, TimerTable};
 use super::timer::{Entry, TimerWheel};
 use super::transport::{Recv, Transport};
 use super::worker::{Topics, WorkerShared};
 use super::{Config, Control, Stats};
 use crate::http::{self, header_slots, DateCache, ServerConn};
-use crate::ws::{self, write_frame, CloseCode, OpCode, ProtocolError, Role};
+use crate::ws::{self, write_frame, CloseCode, OpCode, Role};
 
 /// Header fields a request may have, at most (further ones are refused with 431).
 const MAX_HEADER_SLOTS: usize = 256;
@@ -58,37 +58,15 @@ pub(crate) struct Env<'a, H: Handler> {
     pub(crate) local_addrs: &'a [SocketAddr],
 }
 
-/// The WebSocket phase.
+/// The WebSocket phase: the core's connection holds where the close handshake stands; the
+/// runtime adds only why it is closing and whether `on_close` was called.
 #[derive(Debug)]
 struct WsPhase {
     conn: ws::Conn,
-    ctl: WsCtl,
     /// Why the connection is closing, once known (the first cause wins).
     reason: Option<Ended>,
     /// `on_close` was called.
     reported: bool,
-}
-
-/// A [`CloseReason`] without borrowed parts, kept until it is reported.
-#[derive(Debug, Clone, Copy)]
-enum Ended {
-    Local(CloseCode),
-    Protocol(ProtocolError),
-    Timeout,
-    SlowConsumer,
-    Shutdown,
-}
-
-impl Ended {
-    fn as_reason(self) -> CloseReason<'static> {
-        match self {
-            Ended::Local(code) => CloseReason::Local(code),
-            Ended::Protocol(e) => CloseReason::Protocol(e),
-            Ended::Timeout => CloseReason::Timeout,
-            Ended::SlowConsumer => CloseReason::SlowConsumer,
-            Ended::Shutdown => CloseReason::Shutdown,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -433,10 +411,11 @@ impl<S: Default + Send + 'static> Session<S> {
             subs: &mut self.subs,
             state: &mut self.state,
         };
-        if !ws_callback(env, parts, &mut ws.ctl, what, callback) {
+        let writer = ws.conn.writer();
+        if !ws_callback(env, parts, writer, &mut ws.reason, what, callback) {
             self.kill = true;
         }
-        apply_close_request(ws, self.io.out(), &mut self.timers);
+        closed_by_app(writer, &mut self.timers);
     }
 
     /// Write queued output until the socket would block, and time a stall.
@@ -451,7 +430,7 @@ impl<S: Default + Send + 'static> Session<S> {
         if !self.io.pending() {
             self.timers.stop(Timer::Write);
             if let Phase::Ws(ws) = &mut self.phase {
-                if ws.ctl.closing && !ws.conn.is_closed() && !self.timers.is_set(Timer::Close) {
+                if ws.conn.is_awaiting_close() && !self.timers.is_set(Timer::Close) {
                     // Our Close is out (nothing is queued after it): the wait for the
                     // peer's Close starts now, once (it stops only when that Close is in,
                     // which closes the connection).
@@ -696,7 +675,6 @@ impl<S: Default + Send + 'static> Session<S> {
                 ws::Config::default(),
                 None,
             ),
-            ctl: WsCtl::default(),
             reason: None,
             reported: false,
         }));
@@ -723,14 +701,12 @@ impl<S: Default + Send + 'static> Session<S> {
         self.io.out_from(env.pool);
         let mut pos = 0;
         while pos < data.len() && !self.kill {
-            ws.ctl.closing |= ws.conn.is_closing();
             let input = data.get_mut(pos..).unwrap_or_default();
-            let (used, event) = match ws.conn.handle_input(input) {
+            let (used, event, writer) = match ws.conn.handle_input_split(input) {
                 Ok(found) => found,
                 Err(e) => {
                     log::debug!("{}: protocol error: {e}", self.id);
                     ws.reason.get_or_insert(Ended::Protocol(e));
-                    ws.ctl.closing = true;
                     // Our Close carries the error (unless one was sent: then the connection
                     // is closed), and nothing more is awaited from the peer.
                     stop_ws_waits(&mut self.timers);
@@ -750,7 +726,7 @@ impl<S: Default + Send + 'static> Session<S> {
                 ws::Event::Ping(_) => {
                     // Answer each ping before the next frame, so pongs keep their order
                     // relative to echoes and none is coalesced away.
-                    ws.conn.poll_transmit(self.io.out());
+                    writer.poll_transmit(self.io.out());
                     continue;
                 }
                 ws::Event::Pong(_) => continue,
@@ -768,7 +744,6 @@ impl<S: Default + Send + 'static> Session<S> {
                     }
                     // The peer's Close is in: its echo (or our Close before it) is timed by
                     // `write`, and the close wait, if ours was out, is over.
-                    ws.ctl.closing = true;
                     stop_ws_waits(&mut self.timers);
                     self.timers.stop(Timer::Close);
                     continue;
@@ -790,10 +765,10 @@ impl<S: Default + Send + 'static> Session<S> {
                 state: &mut self.state,
             };
             let on_message = |h: &H, s: &mut S, v: &mut WebSocket<'_>| h.on_message(s, v, msg);
-            if !ws_callback(env, parts, &mut ws.ctl, "on_message", on_message) {
+            if !ws_callback(env, parts, writer, &mut ws.reason, "on_message", on_message) {
                 self.kill = true;
             }
-            apply_close_request(ws, self.io.out(), &mut self.timers);
+            closed_by_app(writer, &mut self.timers);
         }
         ws.conn.poll_transmit(self.io.out());
         pos
@@ -804,7 +779,7 @@ impl<S: Default + Send + 'static> Session<S> {
         let Phase::Ws(ws) = &mut self.phase else {
             return;
         };
-        if ws.ctl.closing || ws.conn.is_closing() {
+        if ws.conn.is_closing() {
             return;
         }
         if self.io.unsent() + frame.len() > env.config.max_write_buffer {
@@ -813,7 +788,6 @@ impl<S: Default + Send + 'static> Session<S> {
             let _ = ws
                 .conn
                 .close(CloseCode::POLICY, "slow consumer", self.io.out());
-            ws.ctl.closing = true;
             stop_ws_waits(&mut self.timers);
             return;
         }
@@ -830,7 +804,7 @@ impl<S: Default + Send + 'static> Session<S> {
         let Phase::Ws(ws) = &mut self.phase else {
             return;
         };
-        if ws.ctl.closing {
+        if ws.conn.is_closing() {
             return;
         }
         if ws
@@ -839,7 +813,6 @@ impl<S: Default + Send + 'static> Session<S> {
             .is_ok()
         {
             ws.reason.get_or_insert(Ended::Local(code));
-            ws.ctl.closing = true;
             stop_ws_waits(&mut self.timers);
         }
     }
@@ -849,7 +822,7 @@ impl<S: Default + Send + 'static> Session<S> {
         match &mut self.phase {
             Phase::Http(conn) => conn.start_drain(),
             Phase::Ws(ws) => {
-                if !ws.ctl.closing {
+                if !ws.conn.is_closing() {
                     let out = self.io.out_from(env.pool);
                     if ws
                         .conn
@@ -857,7 +830,6 @@ impl<S: Default + Send + 'static> Session<S> {
                         .is_ok()
                     {
                         ws.reason.get_or_insert(Ended::Shutdown);
-                        ws.ctl.closing = true;
                         stop_ws_waits(&mut self.timers);
                     }
                 }
@@ -883,16 +855,18 @@ struct Parts<'a, S> {
 fn ws_callback<H: Handler>(
     env: &mut Env<'_, H>,
     parts: Parts<'_, H::State>,
-    ctl: &mut WsCtl,
+    writer: &mut ws::Writer,
+    ended: &mut Option<Ended>,
     what: &str,
     callback: impl FnOnce(&H, &mut H::State, &mut WebSocket<'_>),
 ) -> bool {
     let mut view = WebSocket {
         id: parts.id,
+        writer,
+        ended,
         out_pos: parts.out_pos,
         out: parts.out,
         max_write_buffer: env.config.max_write_buffer,
-        ctl,
         topics: env.topics,
         subs: parts.subs,
         worker: env.me,
@@ -927,14 +901,11 @@ fn call_on_close<H: Handler>(
     }
 }
 
-/// Apply a Close the application asked for in a callback.
-fn apply_close_request(ws: &mut WsPhase, out: &mut Vec<u8>, timers: &mut TimerTable) {
-    if let Some(req) = ws.ctl.close.take() {
-        // The callback marked the connection closing when it asked.
+/// After a WebSocket callback: if the connection is closing (the callback closed it, through
+/// the core), the waits of an open connection are over. Stopping them again is harmless.
+fn closed_by_app(writer: &ws::Writer, timers: &mut TimerTable) {
+    if writer.is_closing() {
         stop_ws_waits(timers);
-        if ws.conn.close(req.code, req.reason(), out).is_ok() {
-            ws.reason.get_or_insert(Ended::Local(req.code));
-        }
     }
 }
 

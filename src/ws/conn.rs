@@ -136,6 +136,8 @@ impl Pending {
 /// end.
 enum Step {
     NeedData,
+    /// The close handshake is over: nothing more is read.
+    Closed,
     /// A whole message in `input[start..end]`.
     Input(MessageKind, usize, usize),
     /// A whole message in the reassembly buffer.
@@ -174,12 +176,10 @@ pub type MaskSource = Box<dyn FnMut() -> [u8; 4] + Send>;
 /// # Ok::<(), berth::ws::ProtocolError>(())
 /// ```
 pub struct Conn {
-    role: Role,
     config: Config,
     max_frame_payload: u64,
     max_message: usize,
     max_fragments: u32,
-    state: State,
     /// The kind of the fragmented (or streamed) message being received, if any.
     receiving: Option<MessageKind>,
     fragments: u32,
@@ -187,6 +187,17 @@ pub struct Conn {
     message: Reassembly,
     /// The reassembly buffer holds a message handed out by the previous call.
     delivered: bool,
+    /// The close handshake and the sending side.
+    tx: Writer,
+}
+
+/// A [`Conn`]'s sending side and where its close handshake stands: what sends, closes and
+/// [`Conn::poll_transmit`] need. Borrowed from the connection with [`Conn::writer`], or beside
+/// an event with [`Conn::handle_input_split`], so that a message borrowed from the connection
+/// can be answered while it is still held.
+pub struct Writer {
+    role: Role,
+    state: State,
     /// The kind of the fragmented message being sent, if any.
     sending: Option<MessageKind>,
     pending_pong: Option<Pending>,
@@ -194,11 +205,21 @@ pub struct Conn {
     mask_source: Option<MaskSource>,
 }
 
+impl core::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Writer")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("sending", &self.sending)
+            .finish_non_exhaustive()
+    }
+}
+
 impl core::fmt::Debug for Conn {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Conn")
-            .field("role", &self.role)
-            .field("state", &self.state)
+            .field("role", &self.tx.role)
+            .field("state", &self.tx.state)
             .field("receiving", &self.receiving)
             .field("buffered", &self.message.len())
             .finish_non_exhaustive()
@@ -226,27 +247,29 @@ impl Conn {
         mask_source: Option<MaskSource>,
     ) -> Self {
         Conn {
-            role,
             config,
             max_frame_payload: limits.max_frame_payload,
             max_message: limits.max_message,
             max_fragments: limits.max_fragments,
-            state: State::Open,
             receiving: None,
             fragments: 0,
             streaming: None,
             message: Reassembly::default(),
             delivered: false,
-            sending: None,
-            pending_pong: None,
-            pending_close: None,
-            mask_source,
+            tx: Writer {
+                role,
+                state: State::Open,
+                sending: None,
+                pending_pong: None,
+                pending_close: None,
+                mask_source,
+            },
         }
     }
 
     /// This connection's role.
     pub fn role(&self) -> Role {
-        self.role
+        self.tx.role
     }
 
     /// Bytes of memory the reassembly buffer holds on to, whether or not a message is in it.
@@ -278,29 +301,117 @@ impl Conn {
     /// Is the connection finished (close handshake done, or failed with its Close written)?
     /// The runtime flushes its write buffer and closes the socket.
     pub fn is_closed(&self) -> bool {
-        match self.state {
-            State::Closed => true,
-            State::Failed(_) => self.pending_close.is_none(),
-            _ => false,
-        }
+        self.tx.is_closed()
     }
 
     /// Has this side sent (or queued) a Close frame, so that no more data may be sent?
     pub fn is_closing(&self) -> bool {
-        self.state != State::Open
+        self.tx.is_closing()
+    }
+
+    /// Is this side's Close written and the peer's still awaited? See
+    /// [`Writer::is_awaiting_close`].
+    pub fn is_awaiting_close(&self) -> bool {
+        self.tx.is_awaiting_close()
     }
 
     /// Does [`Conn::poll_transmit`] have a frame to write?
     pub fn wants_transmit(&self) -> bool {
-        self.pending_close.is_some() || (self.pending_pong.is_some() && self.state == State::Open)
+        self.tx.wants_transmit()
     }
 
     /// The error the connection failed with, if it did.
     pub fn error(&self) -> Option<ProtocolError> {
-        match self.state {
-            State::Failed(e) => Some(e),
-            _ => None,
-        }
+        self.tx.error()
+    }
+
+    /// The sending side and the close handshake, borrowed apart from the receiving side.
+    pub fn writer(&mut self) -> &mut Writer {
+        &mut self.tx
+    }
+
+    /// Write queued control frames; see [`Writer::poll_transmit`].
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        self.tx.poll_transmit(out)
+    }
+
+    /// Write a whole text message; see [`Writer::send_text`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::send_text`].
+    pub fn send_text(&mut self, text: &str, out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.tx.send_text(text, out)
+    }
+
+    /// Write a whole binary message; see [`Writer::send_binary`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::send_text`].
+    pub fn send_binary(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.tx.send_binary(data, out)
+    }
+
+    /// Write one fragment of a message; see [`Writer::send`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::send`].
+    pub fn send(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        fin: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.tx.send(kind, payload, fin, out)
+    }
+
+    /// The header for an unmasked data frame; see [`Writer::data_header`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::data_header`].
+    pub fn data_header(
+        &mut self,
+        kind: MessageKind,
+        len: u64,
+        fin: bool,
+    ) -> Result<([u8; MAX_HEADER_LEN], usize), SendError> {
+        self.tx.data_header(kind, len, fin)
+    }
+
+    /// Write a ping; see [`Writer::send_ping`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::send_ping`].
+    pub fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.tx.send_ping(payload, out)
+    }
+
+    /// Write a pong; see [`Writer::send_pong`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::send_ping`].
+    pub fn send_pong(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), SendError> {
+        self.tx.send_pong(payload, out)
+    }
+
+    /// Start (or answer) the close handshake; see [`Writer::close`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::close`].
+    pub fn close(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        self.tx.close(code, reason, out)
     }
 
     /// Read from `buf`, the received bytes not yet consumed, unmasking them in place.
@@ -318,65 +429,41 @@ impl Conn {
         &'a mut self,
         buf: &'a mut [u8],
     ) -> Result<(usize, Event<'a>), ProtocolError> {
-        match self.state {
-            State::Failed(e) => return Err(e),
-            State::CloseReceived | State::Closed => return Ok((buf.len(), Event::Closed)),
-            State::Open | State::CloseSent => {}
-        }
-        // The fast path: one whole small message at the front of the buffer.
-        if !self.delivered && self.streaming.is_none() {
-            if let Some(frame) = self.small_message(buf) {
-                let payload = buf.get_mut(frame.start..frame.end).unwrap_or_default();
-                if let Some(key) = frame.mask {
-                    apply_mask(payload, key);
-                }
-                let payload: &'a [u8] = payload;
-                return match frame.kind {
-                    MessageKind::Binary => Ok((frame.end, Event::Binary(payload))),
-                    MessageKind::Text => match as_text(payload) {
-                        Some(text) => Ok((frame.end, Event::Text(text))),
-                        None => Err(self.fail(ProtocolError::InvalidUtf8)),
-                    },
-                };
-            }
-        }
-        self.handle_input_general(buf)
+        let (used, event, _) = self.handle_input_split(buf)?;
+        Ok((used, event))
     }
 
-    /// Everything but the fast path: fragments, partial frames, control frames, errors.
-    #[inline(never)]
-    fn handle_input_general<'a>(
+    /// As [`Conn::handle_input`], with the connection's [`Writer`] beside the event: a message
+    /// may borrow the connection's reassembly buffer, and the writer answers it (sends,
+    /// closes) while it is held.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::handle_input`].
+    #[inline]
+    pub fn handle_input_split<'a>(
         &'a mut self,
         buf: &'a mut [u8],
-    ) -> Result<(usize, Event<'a>), ProtocolError> {
-        if self.delivered {
-            self.message.clear();
-            self.delivered = false;
-        }
-        let (used, step) = match self.step(buf) {
-            Ok(found) => found,
-            Err(e) => return Err(self.fail(e)),
-        };
+    ) -> Result<(usize, Event<'a>, &'a mut Writer), ProtocolError> {
+        let (used, step) = self.advance(buf)?;
+        let tx = &mut self.tx;
+        let message = &self.message;
         let input: &'a [u8] = buf;
         let event = match step {
             Step::NeedData => Event::NeedData,
+            Step::Closed => Event::Closed,
             Step::Input(MessageKind::Binary, start, end) => {
                 Event::Binary(input.get(start..end).unwrap_or_default())
             }
             Step::Input(MessageKind::Text, start, end) => {
                 match as_text(input.get(start..end).unwrap_or_default()) {
                     Some(text) => Event::Text(text),
-                    None => return Err(self.fail(ProtocolError::InvalidUtf8)),
+                    None => return Err(tx.fail(ProtocolError::InvalidUtf8)),
                 }
             }
-            Step::Buffered(kind) => {
-                self.delivered = true;
-                match kind {
-                    MessageKind::Binary => Event::Binary(self.message.bytes()),
-                    // `finish_message` finished the text, so this is always `Some`.
-                    MessageKind::Text => Event::Text(self.message.text().unwrap_or_default()),
-                }
-            }
+            Step::Buffered(MessageKind::Binary) => Event::Binary(message.bytes()),
+            // `finish_message` finished the text, so this is always `Some`.
+            Step::Buffered(MessageKind::Text) => Event::Text(message.text().unwrap_or_default()),
             Step::Ping(start, end) => Event::Ping(input.get(start..end).unwrap_or_default()),
             Step::Pong(start, end) => Event::Pong(input.get(start..end).unwrap_or_default()),
             Step::Close(code, start, end) => Event::Close(code.map(|code| {
@@ -388,18 +475,44 @@ impl Conn {
                 }
             })),
         };
-        Ok((used, event))
+        Ok((used, event, tx))
     }
 
-    /// Fail the connection with `e`: queue a Close carrying its code, unless one was sent.
-    fn fail(&mut self, e: ProtocolError) -> ProtocolError {
-        if self.state == State::Open {
-            let code = e.close_code().as_u16().to_be_bytes();
-            self.pending_close = Some(Pending::new(&[&code]));
+    /// Consume what `buf` holds of the next event, unmasking in place, and say where it lies.
+    #[inline]
+    fn advance(&mut self, buf: &mut [u8]) -> Result<(usize, Step), ProtocolError> {
+        match self.tx.state {
+            State::Failed(e) => return Err(e),
+            State::CloseReceived | State::Closed => return Ok((buf.len(), Step::Closed)),
+            State::Open | State::CloseSent => {}
         }
-        self.pending_pong = None;
-        self.state = State::Failed(e);
-        e
+        // The fast path: one whole small message at the front of the buffer.
+        if !self.delivered && self.streaming.is_none() {
+            if let Some(frame) = self.small_message(buf) {
+                if let Some(key) = frame.mask {
+                    apply_mask(buf.get_mut(frame.start..frame.end).unwrap_or_default(), key);
+                }
+                return Ok((frame.end, Step::Input(frame.kind, frame.start, frame.end)));
+            }
+        }
+        self.advance_general(buf)
+    }
+
+    /// Everything but the fast path: fragments, partial frames, control frames, errors.
+    #[inline(never)]
+    fn advance_general(&mut self, buf: &mut [u8]) -> Result<(usize, Step), ProtocolError> {
+        if self.delivered {
+            self.message.clear();
+            self.delivered = false;
+        }
+        let (used, step) = match self.step(buf) {
+            Ok(found) => found,
+            Err(e) => return Err(self.tx.fail(e)),
+        };
+        if let Step::Buffered(_) = step {
+            self.delivered = true;
+        }
+        Ok((used, step))
     }
 
     fn step(&mut self, buf: &mut [u8]) -> Result<(usize, Step), ProtocolError> {
@@ -455,8 +568,8 @@ impl Conn {
                 }
                 let step = match header.opcode {
                     OpCode::Ping => {
-                        if self.config.auto_pong && self.state == State::Open {
-                            self.pending_pong = Some(Pending::new(&[payload]));
+                        if self.config.auto_pong && self.tx.state == State::Open {
+                            self.tx.pending_pong = Some(Pending::new(&[payload]));
                         }
                         Step::Ping(start, end)
                     }
@@ -508,7 +621,7 @@ impl Conn {
             _ => return None,
         };
         let len = usize::from(b1 & 0x7f);
-        let mask = match (self.role, b1 & 0x80 != 0) {
+        let mask = match (self.tx.role, b1 & 0x80 != 0) {
             (Role::Server, true) => Some(<[u8; 4]>::try_from(buf.get(2..6)?).ok()?),
             (Role::Client, false) => None,
             _ => return None,
@@ -531,7 +644,7 @@ impl Conn {
     /// The connection-level rules a frame header must satisfy, checked before any payload is
     /// read or any memory reserved for it.
     fn check(&self, h: &FrameHeader) -> Result<(), ProtocolError> {
-        match (self.role, h.mask.is_some()) {
+        match (self.tx.role, h.mask.is_some()) {
             (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
             _ => {}
@@ -598,12 +711,12 @@ impl Conn {
                 Some(code)
             }
         };
-        self.state = match self.state {
+        self.tx.state = match self.tx.state {
             State::Open => {
                 // Echo the status code (RFC 6455 §5.5.1), without the reason.
                 let echo = code.map(|c| c.as_u16().to_be_bytes());
-                self.pending_close = Some(Pending::new(&[echo.as_ref().map_or(&[][..], |e| e)]));
-                self.pending_pong = None;
+                self.tx.pending_close = Some(Pending::new(&[echo.as_ref().map_or(&[][..], |e| e)]));
+                self.tx.pending_pong = None;
                 State::CloseReceived
             }
             _ => State::Closed,
@@ -613,6 +726,53 @@ impl Conn {
             start + 2.min(payload.len()),
             start + payload.len(),
         ))
+    }
+}
+
+impl Writer {
+    /// Is the connection finished (close handshake done, or failed with its Close written)?
+    /// The runtime flushes its write buffer and closes the socket.
+    pub fn is_closed(&self) -> bool {
+        match self.state {
+            State::Closed => true,
+            State::Failed(_) => self.pending_close.is_none(),
+            _ => false,
+        }
+    }
+
+    /// Has this side sent (or queued) a Close frame, so that no more data may be sent?
+    pub fn is_closing(&self) -> bool {
+        self.state != State::Open
+    }
+
+    /// Is this side's Close written and the peer's still awaited? The close handshake then
+    /// waits on the peer alone: a runtime times that wait once the Close reached the socket.
+    pub fn is_awaiting_close(&self) -> bool {
+        self.state == State::CloseSent
+    }
+
+    /// Does [`Writer::poll_transmit`] have a frame to write?
+    pub fn wants_transmit(&self) -> bool {
+        self.pending_close.is_some() || (self.pending_pong.is_some() && self.state == State::Open)
+    }
+
+    /// The error the connection failed with, if it did.
+    pub fn error(&self) -> Option<ProtocolError> {
+        match self.state {
+            State::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Fail the connection with `e`: queue a Close carrying its code, unless one was sent.
+    fn fail(&mut self, e: ProtocolError) -> ProtocolError {
+        if self.state == State::Open {
+            let code = e.close_code().as_u16().to_be_bytes();
+            self.pending_close = Some(Pending::new(&[&code]));
+        }
+        self.pending_pong = None;
+        self.state = State::Failed(e);
+        e
     }
 
     /// Write queued control frames (an automatic pong, a close reply or a close after an
@@ -785,7 +945,7 @@ impl Conn {
             Role::Server => None,
             Role::Client => Some(match &mut self.mask_source {
                 Some(source) => source(),
-                None => fallback_mask(self),
+                None => fallback_mask(),
             }),
         }
     }
@@ -801,7 +961,7 @@ impl Conn {
 /// random `RandomState`, over a per-call counter. RFC 6455 §5.3 wants keys a script cannot
 /// predict; this gives that without a dependency, at the cost of a hash per frame. A caller
 /// with a faster source of randomness passes it as the mask source.
-fn fallback_mask(_conn: &Conn) -> [u8; 4] {
+fn fallback_mask() -> [u8; 4] {
     use core::hash::{BuildHasher, Hasher};
     use core::sync::atomic::{AtomicU64, Ordering};
     use std::collections::hash_map::RandomState;

@@ -36,7 +36,7 @@ mod mask;
 mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
-pub use conn::{Config, Conn, Event, MaskSource, MessageKind, Role};
+pub use conn::{Config, Conn, Event, MaskSource, MessageKind, Role, Writer};
 pub use encoder::write_frame;
 pub use error::{ProtocolError, SendError};
 pub use frame::{FrameHeader, OpCode, MAX_HEADER_LEN};

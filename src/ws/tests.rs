@@ -439,6 +439,29 @@ fn after_sending_close_messages_still_arrive_until_the_peer_closes() {
 }
 
 #[test]
+fn only_a_close_sent_first_awaits_the_peers_close() {
+    // This side closes first: awaited from the Close until the peer's arrives.
+    let mut s = server();
+    assert!(!s.is_awaiting_close());
+    s.close(CloseCode::NORMAL, "", &mut Vec::new()).unwrap();
+    assert!(s.is_awaiting_close() && s.is_closing());
+    events(&mut s, &masked(8, true, &1000u16.to_be_bytes()));
+    assert!(!s.is_awaiting_close() && s.is_closed());
+
+    // The peer closes first: its Close is in, so nothing is awaited, before or after the echo.
+    let mut s = server();
+    events(&mut s, &masked(8, true, b""));
+    assert!(s.is_closing() && !s.is_awaiting_close());
+    s.poll_transmit(&mut Vec::new());
+    assert!(!s.is_awaiting_close());
+
+    // A protocol error: the Close carrying it ends the connection, with no wait of its own.
+    let mut s = server();
+    let (_, err) = events(&mut s, &frame(1, true, None, b"unmasked"));
+    assert!(err.is_some() && !s.is_awaiting_close());
+}
+
+#[test]
 fn close_refuses_unsendable_codes_and_long_reasons() {
     let mut s = server();
     let mut out = Vec::new();
